@@ -1,0 +1,1 @@
+"""Poses, the box format, rotated IoU and NMS."""

@@ -1,0 +1,106 @@
+"""The one box format and its conversions (the only place that knows other layouts).
+
+Inside v2xdet a box is ``(x, y, z, l, w, h, yaw)``: metres and radians, the box centre, yaw
+counter-clockwise from +x about +z. Corners follow OpenCOOD's order so that saved
+``pred_corners`` / ``gt_corners`` files are interchangeable::
+
+        4 -------- 5          x (length) points from the 2-3-6-7 face to the 0-1-4-5 face,
+       /|         /|          y (width) from the 1-2-5-6 face to the 0-3-4-7 face,
+      7 -------- 6 .          z (height) from 0-3 (bottom) to 4-7 (top).
+      | |        | |
+      . 0 -------- 1
+      |/         |/
+      3 -------- 2
+"""
+from __future__ import annotations
+
+import numpy as np
+
+BOX_DIM = 7
+_CORNER_SIGNS = np.array(
+    [[1, 1, -1], [1, -1, -1], [-1, -1, -1], [-1, 1, -1],
+     [1, 1, 1], [1, -1, 1], [-1, -1, 1], [-1, 1, 1]], dtype=np.float64) / 2.0
+
+
+def check_boxes(boxes, name: str = "boxes") -> np.ndarray:
+    """Return ``boxes`` as a float (N, 7) array or raise naming the argument and its shape."""
+    arr = np.asarray(boxes)
+    if arr.ndim == 1 and arr.size == 0:
+        arr = arr.reshape(0, BOX_DIM)
+    if arr.ndim != 2 or arr.shape[1] != BOX_DIM:
+        raise ValueError(f"{name} must have shape (N, 7) as (x, y, z, l, w, h, yaw), got {arr.shape}")
+    return arr
+
+
+def limit_period(angle, offset: float = 0.5, period: float = 2 * np.pi):
+    """Wrap angles into ``[-offset * period, (1 - offset) * period)``; works on numpy and torch."""
+    return angle - np.floor(angle / period + offset) * period
+
+
+def boxes_to_corners(boxes) -> np.ndarray:
+    """(N, 7) boxes to (N, 8, 3) corners in OpenCOOD's order."""
+    boxes = check_boxes(boxes)
+    local = _CORNER_SIGNS[None] * boxes[:, None, 3:6]
+    c, s = np.cos(boxes[:, 6]), np.sin(boxes[:, 6])
+    x = local[..., 0] * c[:, None] - local[..., 1] * s[:, None]
+    y = local[..., 0] * s[:, None] + local[..., 1] * c[:, None]
+    return np.stack([x, y, local[..., 2]], axis=-1) + boxes[:, None, :3]
+
+
+def boxes_to_bev_corners(boxes) -> np.ndarray:
+    """(N, 7) boxes to their (N, 4, 2) bird's-eye-view footprints, counter-clockwise."""
+    corners = boxes_to_corners(boxes)[:, [2, 1, 0, 3], :2]
+    return corners
+
+
+def corners_to_boxes(corners) -> np.ndarray:
+    """(N, 8, 3) corners (any rigid pose, OpenCOOD's order) to (N, 7) boxes.
+
+    Sizes average the four parallel edges; yaw is the heading of the length edges in the xy
+    plane, so a box that was tilted (roll/pitch) comes back as its best upright fit.
+    """
+    corners = np.asarray(corners, dtype=np.float64)
+    if corners.ndim != 3 or corners.shape[1:] != (8, 3):
+        raise ValueError(f"corners must have shape (N, 8, 3), got {corners.shape}")
+    front, back = corners[:, [0, 1, 4, 5]], corners[:, [3, 2, 7, 6]]
+    left, right = corners[:, [0, 3, 4, 7]], corners[:, [1, 2, 5, 6]]
+    top, bottom = corners[:, 4:8], corners[:, 0:4]
+    length_vec = (front - back).mean(axis=1)
+    l = np.linalg.norm(front - back, axis=2).mean(axis=1)
+    w = np.linalg.norm(left - right, axis=2).mean(axis=1)
+    h = np.linalg.norm(top - bottom, axis=2).mean(axis=1)
+    yaw = np.arctan2(length_vec[:, 1], length_vec[:, 0])
+    center = corners.mean(axis=1)
+    return np.column_stack([center, l, w, h, yaw])
+
+
+def boxes_to_hwl(boxes) -> np.ndarray:
+    """Our ``(x, y, z, l, w, h, yaw)`` to OpenCOOD's ``hwl`` order ``(x, y, z, h, w, l, yaw)``."""
+    boxes = check_boxes(boxes)
+    return boxes[:, [0, 1, 2, 5, 4, 3, 6]]
+
+
+def boxes_from_hwl(boxes_hwl) -> np.ndarray:
+    """OpenCOOD's ``(x, y, z, h, w, l, yaw)`` to our ``(x, y, z, l, w, h, yaw)``."""
+    boxes_hwl = check_boxes(boxes_hwl, "boxes_hwl")
+    return boxes_hwl[:, [0, 1, 2, 5, 4, 3, 6]]
+
+
+def transform_boxes(boxes, matrix: np.ndarray) -> np.ndarray:
+    """Move boxes by a 4x4 rigid transform (through their corners, like OpenCOOD)."""
+    corners = boxes_to_corners(boxes)
+    moved = corners @ matrix[:3, :3].T + matrix[:3, 3]
+    return corners_to_boxes(moved)
+
+
+def points_in_boxes(points, boxes) -> np.ndarray:
+    """(P, N) boolean mask: point p lies inside box n (closed faces), vectorized."""
+    boxes = check_boxes(boxes)
+    pts = np.asarray(points, dtype=np.float64)[:, :3]
+    d = pts[:, None, :] - boxes[None, :, :3]
+    c, s = np.cos(boxes[:, 6]), np.sin(boxes[:, 6])
+    local_x = d[..., 0] * c + d[..., 1] * s
+    local_y = -d[..., 0] * s + d[..., 1] * c
+    half = boxes[None, :, 3:6] / 2.0
+    return ((np.abs(local_x) <= half[..., 0]) & (np.abs(local_y) <= half[..., 1])
+            & (np.abs(d[..., 2]) <= half[..., 2]))
