@@ -1,0 +1,1 @@
+"""Data: on-disk formats, the simulated world, the multi-agent sample, preprocessing."""
