@@ -23,7 +23,7 @@ def signed_areas(polys: np.ndarray) -> np.ndarray:
     return 0.5 * (x * np.roll(y, -1, axis=-1) - np.roll(x, -1, axis=-1) * y).sum(axis=-1)
 
 
-def _check_polygons(polys, name: str) -> np.ndarray:
+def check_polygons(polys, name: str) -> np.ndarray:
     """Validate (N, K, 2) convex polygons; return them float64, C-contiguous, counter-clockwise.
 
     Clockwise rows are reversed (CARLA's left-handed frames produce them); a polygon that turns
@@ -96,7 +96,7 @@ def _clip_area(pa, pb, buf_in, buf_out) -> float:
 
 
 @njit(cache=True, nogil=True)
-def _bounds(polys):
+def polygon_bounds(polys):
     """(N, 4) axis-aligned bounds (xmin, ymin, xmax, ymax) of (N, K, 2) polygons."""
     out = np.empty((polys.shape[0], 4))
     for i in range(polys.shape[0]):
@@ -105,17 +105,6 @@ def _bounds(polys):
         out[i, 2] = polys[i, :, 0].max()
         out[i, 3] = polys[i, :, 1].max()
     return out
-
-
-@njit(cache=True, nogil=True)
-def _area(poly) -> float:
-    """Shoelace area of one counter-clockwise polygon."""
-    k = poly.shape[0]
-    s = 0.0
-    for i in range(k):
-        j = (i + 1) % k
-        s += poly[i, 0] * poly[j, 1] - poly[j, 0] * poly[i, 1]
-    return 0.5 * s
 
 
 @njit(cache=True, nogil=True)
@@ -131,16 +120,10 @@ def pair_iou(pa, pb, area_a, area_b, buf_in, buf_out) -> float:
 
 
 @njit(cache=True, nogil=True)
-def _iou_matrix_kernel(polys_a, polys_b):
+def _iou_matrix_kernel(polys_a, polys_b, area_a, area_b):
     n, m = polys_a.shape[0], polys_b.shape[0]
     out = np.zeros((n, m))
-    box_a, box_b = _bounds(polys_a), _bounds(polys_b)
-    area_a = np.empty(n)
-    area_b = np.empty(m)
-    for i in range(n):
-        area_a[i] = _area(polys_a[i])
-    for j in range(m):
-        area_b[j] = _area(polys_b[j])
+    box_a, box_b = polygon_bounds(polys_a), polygon_bounds(polys_b)
     cap = 2 * (polys_a.shape[1] + polys_b.shape[1]) + 4
     buf_in = np.empty((cap, 2))
     buf_out = np.empty((cap, 2))
@@ -159,11 +142,11 @@ def polygon_iou_matrix(polys_a, polys_b) -> np.ndarray:
     Either vertex order is accepted (clockwise rows are reversed); zero-area polygons have IoU 0
     with everything, identical ones 1, and polygons that only touch 0.
     """
-    a = _check_polygons(polys_a, "polys_a")
-    b = _check_polygons(polys_b, "polys_b")
+    a = check_polygons(polys_a, "polys_a")
+    b = check_polygons(polys_b, "polys_b")
     if a.shape[0] == 0 or b.shape[0] == 0:
         return np.zeros((a.shape[0], b.shape[0]))
-    return _iou_matrix_kernel(a, b)
+    return _iou_matrix_kernel(a, b, signed_areas(a), signed_areas(b))
 
 
 def bev_iou_matrix(boxes_a, boxes_b) -> np.ndarray:
