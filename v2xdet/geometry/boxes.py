@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from v2xdet.geometry.transforms import check_matrix
+
 BOX_DIM = 7
 _CORNER_SIGNS = np.array(
     [[1, 1, -1], [1, -1, -1], [-1, -1, -1], [-1, 1, -1],
@@ -88,6 +90,7 @@ def boxes_from_hwl(boxes_hwl) -> np.ndarray:
 
 def transform_boxes(boxes, matrix: np.ndarray) -> np.ndarray:
     """Move boxes by a 4x4 rigid transform (through their corners, like OpenCOOD)."""
+    matrix = check_matrix(matrix)
     corners = boxes_to_corners(boxes)
     moved = corners @ matrix[:3, :3].T + matrix[:3, 3]
     return corners_to_boxes(moved)
@@ -96,7 +99,10 @@ def transform_boxes(boxes, matrix: np.ndarray) -> np.ndarray:
 def points_in_boxes(points, boxes) -> np.ndarray:
     """(P, N) boolean mask: point p lies inside box n (closed faces), vectorized."""
     boxes = check_boxes(boxes)
-    pts = np.asarray(points, dtype=np.float64)[:, :3]
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] < 3:
+        raise ValueError(f"points must have shape (P, >=3) with x, y, z first, got {pts.shape}")
+    pts = pts[:, :3]
     d = pts[:, None, :] - boxes[None, :, :3]
     c, s = np.cos(boxes[:, 6]), np.sin(boxes[:, 6])
     local_x = d[..., 0] * c + d[..., 1] * s

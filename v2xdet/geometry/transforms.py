@@ -38,10 +38,21 @@ def x1_to_x2(pose1, pose2) -> np.ndarray:
     return np.linalg.inv(x_to_world(pose2)) @ x_to_world(pose1)
 
 
+def check_matrix(matrix, name: str = "matrix") -> np.ndarray:
+    """Return ``matrix`` as a float (4, 4) array or raise naming the argument and its shape."""
+    arr = np.asarray(matrix, dtype=np.float64)
+    if arr.shape != (4, 4):
+        raise ValueError(f"{name} must be a 4x4 homogeneous transform, got shape {arr.shape}")
+    return arr
+
+
 def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """Apply a 4x4 transform to the xyz columns of ``points`` (N, >=3); other columns are kept."""
     points = np.asarray(points)
-    out = points.copy()
+    matrix = check_matrix(matrix)
+    if points.ndim != 2 or points.shape[1] < 3:
+        raise ValueError(f"points must have shape (N, >=3) with x, y, z first, got {points.shape}")
+    out = points.astype(np.result_type(points.dtype, np.float32))  # a copy; integer input becomes float
     xyz = points[:, :3].astype(np.float64)
     out[:, :3] = xyz @ matrix[:3, :3].T + matrix[:3, 3]
     return out
