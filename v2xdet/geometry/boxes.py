@@ -22,6 +22,7 @@ BOX_DIM = 7
 _CORNER_SIGNS = np.array(
     [[1, 1, -1], [1, -1, -1], [-1, -1, -1], [-1, 1, -1],
      [1, 1, 1], [1, -1, 1], [-1, -1, 1], [-1, 1, 1]], dtype=np.float64) / 2.0
+_BEV_SIGNS = _CORNER_SIGNS[[2, 1, 0, 3], :2]  # bottom face, counter-clockwise
 
 
 def check_boxes(boxes, name: str = "boxes") -> np.ndarray:
@@ -50,9 +51,19 @@ def boxes_to_corners(boxes) -> np.ndarray:
 
 
 def boxes_to_bev_corners(boxes) -> np.ndarray:
-    """(N, 7) boxes to their (N, 4, 2) bird's-eye-view footprints, counter-clockwise."""
-    corners = boxes_to_corners(boxes)[:, [2, 1, 0, 3], :2]
-    return corners
+    """(N, 7) boxes to their (N, 4, 2) bird's-eye-view footprints, counter-clockwise.
+
+    The rows are the bottom corners 2, 1, 0, 3 (same values as ``boxes_to_corners``), computed
+    directly because NMS and IoU call this on every candidate.
+    """
+    boxes = check_boxes(boxes)
+    lx = _BEV_SIGNS[:, 0] * boxes[:, 3:4]
+    ly = _BEV_SIGNS[:, 1] * boxes[:, 4:5]
+    c, s = np.cos(boxes[:, 6:7]), np.sin(boxes[:, 6:7])
+    out = np.empty((boxes.shape[0], 4, 2))
+    out[..., 0] = (lx * c - ly * s) + boxes[:, 0:1]
+    out[..., 1] = (lx * s + ly * c) + boxes[:, 1:2]
+    return out
 
 
 def corners_to_boxes(corners) -> np.ndarray:

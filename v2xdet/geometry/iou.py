@@ -19,8 +19,8 @@ _CONVEX_RTOL = 1e-9
 
 def signed_areas(polys: np.ndarray) -> np.ndarray:
     """(N, K, 2) polygons to (N,) shoelace areas, positive for counter-clockwise order."""
-    x, y = polys[..., 0], polys[..., 1]
-    return 0.5 * (x * np.roll(y, -1, axis=-1) - np.roll(x, -1, axis=-1) * y).sum(axis=-1)
+    nxt = polys[:, np.r_[1:polys.shape[1], 0]]
+    return 0.5 * (polys[..., 0] * nxt[..., 1] - nxt[..., 0] * polys[..., 1]).sum(axis=-1)
 
 
 def check_polygons(polys, name: str) -> np.ndarray:
@@ -41,8 +41,9 @@ def check_polygons(polys, name: str) -> np.ndarray:
     if clockwise.any():
         arr = arr.copy()
         arr[clockwise] = arr[clockwise, ::-1]
-    edges = np.roll(arr, -1, axis=1) - arr
-    nxt = np.roll(edges, -1, axis=1)
+    following = np.r_[1:arr.shape[1], 0]
+    edges = arr[:, following] - arr
+    nxt = edges[:, following]
     turns = edges[..., 0] * nxt[..., 1] - edges[..., 1] * nxt[..., 0]
     scale = np.abs(edges).max(axis=(1, 2)) ** 2
     concave = (turns < -_CONVEX_RTOL * scale[:, None]).any(axis=1)
