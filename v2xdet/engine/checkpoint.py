@@ -1,0 +1,111 @@
+"""Checkpoints: atomic writes, safe loads (``weights_only``), strict state-dict matching."""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+LATEST = "latest.pth"
+BEST = "best.pth"
+_EPOCH_RE = re.compile(r"^net_epoch(\d+)\.pth$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or does not match the model; the message names the file."""
+
+
+def epoch_checkpoint_name(epoch: int) -> str:
+    """OpenCOOD's file name for the checkpoint written after ``epoch`` epochs."""
+    return f"net_epoch{epoch}.pth"
+
+
+def atomic_save(obj, path) -> Path:
+    """``torch.save`` to a temporary file in the same folder, fsync it, then rename over ``path``.
+
+    A crash at any moment leaves either the old file or the new one, never a torn file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """Load a checkpoint with ``weights_only=True`` (no arbitrary code); errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, expected a dict")
+    return obj
+
+
+def model_state(checkpoint: dict, source) -> dict:
+    """The model state dict inside a training checkpoint, or the checkpoint itself if it is one."""
+    if "model" in checkpoint and isinstance(checkpoint["model"], dict):
+        return checkpoint["model"]
+    if all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        return checkpoint
+    raise CheckpointError(f"checkpoint {source} has no 'model' state dict (keys: {sorted(checkpoint)[:10]})")
+
+
+def load_state_strict(module: nn.Module, state: dict, source) -> None:
+    """Load ``state`` into ``module`` requiring the same keys and shapes; else name the differences."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = sorted(f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                    for k in set(own) & set(state)
+                    if isinstance(state[k], torch.Tensor) and state[k].shape != own[k].shape)
+    if missing or unexpected or shapes:
+        parts = [f"checkpoint {source} does not match the model ({type(module).__name__})"]
+        if missing:
+            parts.append(f"missing keys: {missing}")
+        if unexpected:
+            parts.append(f"unexpected keys: {unexpected}")
+        if shapes:
+            parts.append(f"shape mismatches: {shapes}")
+        raise CheckpointError("; ".join(parts))
+    module.load_state_dict(state, strict=True)
+
+
+def find_resume_checkpoint(model_dir) -> Path | None:
+    """``latest.pth`` in ``model_dir`` if present, else the highest ``net_epoch<N>.pth``, else None."""
+    model_dir = Path(model_dir)
+    if (model_dir / LATEST).is_file():
+        return model_dir / LATEST
+    epochs = [(int(m.group(1)), p) for p in model_dir.glob("net_epoch*.pth")
+              if (m := _EPOCH_RE.match(p.name))]
+    return max(epochs)[1] if epochs else None

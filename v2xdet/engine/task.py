@@ -1,0 +1,101 @@
+"""The interface between the engine and the detection stages.
+
+The engine (training loop, inference runner) never imports a model, dataset or metric directly:
+it asks a :class:`Task` built from one config. :mod:`v2xdet.engine.v2x_task` wires the real
+stages; tests use tiny tasks made in code.
+"""
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+# Per-frame results the engine hands to the evaluator and the writers.
+
+
+@dataclass
+class FrameResult:
+    """One frame's detections and ground truth in the ego frame."""
+    frame_id: str
+    pred_corners: np.ndarray          # (K, 8, 3)
+    pred_scores: np.ndarray           # (K,)
+    gt_corners: np.ndarray            # (M, 8, 3)
+    pred_boxes: np.ndarray | None = None   # (K, 7) when the postprocess provides them
+    extras: dict = field(default_factory=dict)
+
+
+class Evaluator(Protocol):
+    def add_frame(self, pred_corners, pred_scores, gt_corners) -> None: ...
+
+    def summary(self) -> dict: ...
+
+
+LossFn = Callable[[dict, dict], "tuple[torch.Tensor, dict]"]
+
+AP_KEYS = {"ap_30": ("ap_30", "ap30"), "ap_50": ("ap_50", "ap50"), "ap_70": ("ap_70", "ap70")}
+
+
+def ap_values(summary: dict) -> dict:
+    """``{'ap_30', 'ap_50', 'ap_70'}`` from an evaluator summary (OpenCOOD's ``ap30`` spelling too)."""
+    out = {}
+    for name, keys in AP_KEYS.items():
+        key = next((k for k in keys if k in summary), None)
+        if key is None:
+            raise KeyError(f"evaluation summary has no {name} (looked for {keys}; keys: {sorted(summary)})")
+        out[name] = float(summary[key])
+    return out
+
+
+def to_device(obj, device: torch.device):
+    """Move every tensor inside nested dicts/lists/tuples to ``device``; other values unchanged."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
+        return type(obj)(to_device(v, device) for v in obj)
+    return obj
+
+
+class Task(abc.ABC):
+    """Builds every stage the engine runs from one resolved config (``self.cfg``)."""
+
+    def __init__(self, cfg: dict):
+        self.cfg = cfg
+
+    @abc.abstractmethod
+    def build_model(self) -> nn.Module:
+        """The detector; ``model(batch)`` returns a dict of predictions."""
+
+    @abc.abstractmethod
+    def build_loss(self) -> LossFn:
+        """``loss(output, batch) -> (total, {'cls', 'reg', 'dir', ...})``."""
+
+    @abc.abstractmethod
+    def build_dataset(self, split: str, train: bool) -> Dataset:
+        """The dataset of ``split`` ('train', 'validate', 'test'); ``train`` turns augmentation on."""
+
+    @abc.abstractmethod
+    def collate(self, samples: list) -> dict:
+        """Batch a list of samples (picklable: it runs in loader workers)."""
+
+    @abc.abstractmethod
+    def detections(self, output: dict, batch: dict) -> list[FrameResult]:
+        """Post-process a batch's predictions into one :class:`FrameResult` per frame."""
+
+    @abc.abstractmethod
+    def new_evaluator(self) -> Evaluator:
+        """A fresh AP accumulator whose ``summary()`` holds ``ap_30/ap_50/ap_70``."""
+
+    def to_device(self, batch: dict, device: torch.device) -> dict:
+        return to_device(batch, device)
+
+    def comm_bytes(self, output: dict, batch: dict) -> list[dict]:
+        """Bytes each non-ego agent sends, per frame of the batch (``[{agent: bytes}]``)."""
+        return []
