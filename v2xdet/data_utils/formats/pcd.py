@@ -27,6 +27,7 @@ import numpy as np
 from .atomic import atomic_write_bytes
 from .errors import FormatError
 from .lzf import lzf_compress, lzf_decompress
+from .pcd_ascii import parse_ascii_numbers
 
 DATA_KINDS = ("ascii", "binary", "binary_compressed")
 _KEYS = ("VERSION", "FIELDS", "SIZE", "TYPE", "COUNT", "WIDTH", "HEIGHT", "VIEWPOINT", "POINTS", "DATA")
@@ -124,14 +125,18 @@ def _parse_header(path: Path, buf: bytes) -> PcdHeader:
 def _parse_ascii(path: Path, header: PcdHeader, body: bytes) -> dict[str, np.ndarray]:
     """ASCII rows to one float64 column per field element (all numbers parsed at once)."""
     width = sum(header.counts)
-    try:
-        flat = np.array(body.split(), dtype=np.float64)
-    except ValueError as err:
-        raise FormatError(path, f"PCD ascii data holds a token that is not a number ({err})") from None
     expected = header.points * width
-    if flat.size != expected:
-        kind = "truncated" if flat.size < expected else "extra data after the points"
-        raise FormatError(path, f"PCD ascii data holds {flat.size} numbers, the header announces "
+    parsed = parse_ascii_numbers(body, expected)
+    if parsed is None:  # a token the fast parser does not take: Python's parser decides
+        try:
+            flat = np.array(body.split(), dtype=np.float64)
+        except ValueError as err:
+            raise FormatError(path, f"PCD ascii data holds a token that is not a number ({err})") from None
+        parsed = flat[:expected], flat.size
+    flat, found = parsed
+    if found != expected:
+        kind = "truncated" if found < expected else "extra data after the points"
+        raise FormatError(path, f"PCD ascii data holds {found} numbers, the header announces "
                                 f"{header.points} points x {width} values = {expected} ({kind})")
     table = flat.reshape(header.points, width)
     starts = np.cumsum((0,) + header.counts)
