@@ -466,7 +466,7 @@ def test_exemplar_every_key_line_has_a_comment():
 
 
 def check(spec: cs.Spec, value):
-    return cs.validate(value, spec, "t.yaml", "k")
+    return cs.validate(value, spec, "k", "t.yaml")
 
 
 def test_spec_scalars():
@@ -509,3 +509,5 @@ def test_spec_one_of():
         check(spec, {"NAME": "r"})
     with pytest.raises(ConfigError, match="k.NAME: missing"):
         check(spec, {"v": 1})
+    with pytest.raises(ConfigError, match=r"k.NAME: got \[1\] \(list\)"):
+        check(spec, {"NAME": [1]})

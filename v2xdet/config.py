@@ -164,7 +164,7 @@ def load_config(path: str | os.PathLike, overrides: Mapping | None = None) -> di
 
 def resolve(raw: Any, source: str = "<config>") -> dict:
     """Validate a parsed config against the schema and derive its values."""
-    return derive(validate(raw, CONFIG_SCHEMA, source), source)
+    return derive(validate(raw, CONFIG_SCHEMA, source=source), source)
 
 
 def save_config(cfg: Mapping, path: str | os.PathLike) -> Path:
@@ -332,4 +332,4 @@ def derive(cfg: Mapping, source: str = "<config>") -> dict:
 
     if d.issues:
         raise ConfigError(source, d.issues)
-    return validate(cfg, CONFIG_SCHEMA, source)  # filled keys checked, and put in schema order
+    return validate(cfg, CONFIG_SCHEMA, source=source)  # filled keys checked, and put in schema order

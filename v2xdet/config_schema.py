@@ -366,7 +366,7 @@ class OneOf(Spec):
         if name is MISSING:
             issues.append(Issue(join(path, self.tag), MISSING, f"a required key: {self.describe()}"))
             return INVALID
-        canonical = self.aliases.get(name, name) if isinstance(name, str) else name
+        canonical = self.aliases.get(name, name) if isinstance(name, str) else None
         if canonical not in self.variants:
             issues.append(Issue(join(path, self.tag), name,
                                 f"{self.what + ', ' if self.what else ''}one of: {self.names()}"))
@@ -382,8 +382,12 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def validate(value: Any, spec: Spec | None = None, source: str = "<config>", path: str = "") -> Any:
-    """Validate ``value`` against ``spec`` (default: the whole config schema); raise ONE ConfigError."""
+def validate(value: Any, spec: Spec | None = None, path: str = "", source: str = "<config>") -> Any:
+    """``value`` checked against ``spec`` (default: the whole config schema) and normalised.
+
+    ``path`` is the key path of ``value`` inside its config and ``source`` names the file, both
+    for messages; every problem found is reported in ONE ``ConfigError``.
+    """
     issues: list[Issue] = []
     out = (spec or CONFIG_SCHEMA).validate(value, path, issues)
     if issues or out is INVALID:
