@@ -62,3 +62,10 @@ def test_format_table():
     assert lines[3].split() == ["all", "global", "1.0000", "1.0000", "1.0000"]
     assert "50-100m      per-frame       n/a" in text
     assert "2 frames" in lines[-1]
+
+
+def test_global_sort_detections_puts_the_global_order_under_opencoods_keys(tmp_path):
+    data = yaml.safe_load(write_eval_yaml(tmp_path / "g.yaml", two_frame_summary(), True).read_text())
+    assert data["ap_50"] == 1.0 and data["ap_50_per_frame"] == pytest.approx(5 / 6)
+    assert "ap_50_global" not in data
+    assert data["ranges"]["0-30m"]["ap_70_per_frame"] == pytest.approx(5 / 6)

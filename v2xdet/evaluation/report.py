@@ -1,9 +1,11 @@
 """Write an evaluation summary as OpenCOOD's ``eval.yaml`` and print it as a table.
 
-The yaml keeps OpenCOOD's keys (``ap30, ap_50, ap_70, mpre_50, mrec_50, mpre_70, mrec_70``;
-per-frame order, curves as lists) so existing scripts read it, and adds the same keys with a
-``_global`` suffix for the global re-sort, ``mpre_30``/``mrec_30``, counts, and ``ranges``
-(per distance bin: ``n_gt``, ``n_pred``, ``ap30``, ``ap_50``, ... and their ``_global`` forms).
+The yaml keeps OpenCOOD's keys (``ap30, ap_50, ap_70, mpre_50, mrec_50, mpre_70, mrec_70``,
+curves as lists) so existing scripts read it. Like OpenCOOD, those keys hold the per-frame order
+(``eval.yaml``), or the global re-sort when ``global_sort_detections`` is set (OpenCOOD's
+``eval_global_sort.yaml``); the other order follows under the same keys with a ``_global`` (or
+``_per_frame``) suffix. Added too: ``mpre_30``/``mrec_30``, counts, and ``ranges`` (per distance
+bin: ``bounds``, ``n_gt``, ``n_pred``, ``ap30``, ``ap_50``, ... and their suffixed forms).
 """
 from __future__ import annotations
 
@@ -21,10 +23,18 @@ def ap_key(threshold: float) -> str:
     return "ap30" if pct == 30 else f"ap_{pct}"
 
 
-def summary_to_eval_dict(summary: dict) -> dict:
+def _orders(global_sort_detections: bool) -> tuple[tuple[str, str], ...]:
+    """(key suffix, summary order) pairs, the primary (unsuffixed) order first."""
+    if global_sort_detections:
+        return ("", "global_order"), ("_per_frame", "per_frame_order")
+    return ("", "per_frame_order"), ("_global", "global_order")
+
+
+def summary_to_eval_dict(summary: dict, global_sort_detections: bool = False) -> dict:
     """The flat OpenCOOD-style mapping written to ``eval.yaml``."""
     out: dict = {}
-    for suffix, order in (("", "per_frame_order"), ("_global", "global_order")):
+    orders = _orders(global_sort_detections)
+    for suffix, order in orders:
         for thr, res in summary[order].items():
             out[ap_key(thr) + suffix] = float(res["ap"])
         for thr, res in summary[order].items():
@@ -35,18 +45,19 @@ def summary_to_eval_dict(summary: dict) -> dict:
     out["ranges"] = {}
     for name, entry in summary["ranges"].items():
         r = {"bounds": list(entry["bounds"]), "n_gt": entry["n_gt"], "n_pred": entry["n_pred"]}
-        for suffix, order in (("", "per_frame_order"), ("_global", "global_order")):
+        for suffix, order in orders:
             for thr, ap in entry[order].items():
                 r[ap_key(thr) + suffix] = float(ap)
         out["ranges"][name] = r
     return out
 
 
-def write_eval_yaml(path, summary: dict) -> Path:
+def write_eval_yaml(path, summary: dict, global_sort_detections: bool = False) -> Path:
     """Write ``summary`` (from ``EvalAccumulator.summary``) to ``path`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.dump(summary_to_eval_dict(summary), Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # the C dumper when libyaml is there
+    text = yaml.dump(summary_to_eval_dict(summary, global_sort_detections), Dumper=dumper,
                      sort_keys=False, default_flow_style=None)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
