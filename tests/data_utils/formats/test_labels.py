@@ -77,6 +77,15 @@ def test_frames_agree_through_transform():
                                atol=1e-9)
 
 
+def test_raw_string_ids_are_accepted():
+    rng = np.random.default_rng(8)
+    vehicles = make_vehicles(rng, 5)
+    ids, boxes = vehicle_boxes({str(k): v for k, v in vehicles.items()}, np.zeros(6))
+    ref_ids, ref_boxes = vehicle_boxes(vehicles, np.zeros(6))
+    assert ids.tolist() == ref_ids.tolist()
+    np.testing.assert_array_equal(boxes, ref_boxes)
+
+
 def test_no_vehicles():
     ids, boxes = vehicle_boxes({}, np.zeros(6))
     assert ids.shape == (0,) and ids.dtype == np.int64 and boxes.shape == (0, 7)

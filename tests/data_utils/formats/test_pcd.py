@@ -162,6 +162,8 @@ def test_write_is_atomic_and_overwrites(tmp_path, cloud):
     with pytest.raises(ValueError, match="data must be one of"):
         write_pcd(path, cloud, data="lz4")
     assert read_pcd(path).shape == (10, 4)  # a failed write leaves the old file
+    with pytest.raises(FileNotFoundError, match="folder .*missing does not exist"):
+        write_pcd(tmp_path / "missing" / "c.pcd", cloud)
 
 
 # ---- bad input: every error names the file -------------------------------------------------------
@@ -214,6 +216,8 @@ def test_header_count_disagrees_with_data(tmp_path):
     (dict(typ="F F F X"), "TYPE X SIZE 4"),
     (dict(size="4 4 4"), "4 FIELDS but 3 SIZE"),
     (dict(data="binary_lz4"), "DATA is 'binary_lz4'"),
+    (dict(fields="x y z x"), "'x' is listed 2 times"),
+    (dict(size="4 4 4 four"), "non-integer SIZE"),
 ])
 def test_bad_header(tmp_path, kw, match):
     path = tmp_path / "b.pcd"

@@ -17,11 +17,11 @@ from v2xdet.geometry.transforms import x_to_world
 
 def vehicle_arrays(vehicles: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(ids (K,) int64, poses (K, 6), extents (K, 3))`` of validated ``vehicles``, in id order."""
-    ids = np.array(sorted(vehicles), dtype=np.int64)
+    items = sorted(vehicles.items(), key=lambda item: int(item[0]))
+    ids = np.array([int(vid) for vid, _ in items], dtype=np.int64)
     poses = np.zeros((ids.size, 6))
     extents = np.zeros((ids.size, 3))
-    for row, vid in enumerate(ids.tolist()):
-        veh = vehicles[vid]
+    for row, (_, veh) in enumerate(items):
         poses[row, :3] = np.add(veh["location"], veh["center"])
         poses[row, 3:] = veh["angle"]
         extents[row] = veh["extent"]
