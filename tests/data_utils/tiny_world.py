@@ -3,10 +3,10 @@
 Vehicles move in straight lines on flat ground (z = 0); connected vehicles carry a LiDAR 1.9 m
 above their position with the vehicle's heading, the roadside unit is mounted 5 m high. Each
 agent's cloud holds points sampled on the surfaces (shrunk by 3 %, so they lie strictly inside) of
-the vehicles within ``SENSE_RANGE`` (40 m) of it, plus a ground grid; each agent's yaml lists those
-vehicles with their exact world labels, so the same vehicle has identical values in every yaml
-(as in V2XSet). Frames are 100 ms apart, named with V2XSet's step of 2. Agent 680 is parked far
-away, outside the default 70 m communication range.
+the vehicles within ``SENSE_RANGE`` (40 m) of it, plus a ground grid 5 cm below the box bottoms;
+each agent's yaml lists those vehicles with their exact world labels, so the same vehicle has
+identical values in every yaml (as in V2XSet). Frames are 100 ms apart, named with V2XSet's
+step of 2. Agent 680 is parked far away, outside the default 70 m communication range.
 
 ``world_meta(agent, t)`` and ``world_points(agent, t)`` give the frames in memory;
 ``write_tiny_world(split_dir)`` writes them through the formats writer.
@@ -107,7 +107,7 @@ def world_points(agent: int, t: int) -> np.ndarray:
     world = [vehicle_world_points(v, t, seed) for v in sensed_vehicles(agent, t)]
     pose = lidar_pose(agent, t)
     gx, gy = np.meshgrid(np.linspace(-30, 30, 16), np.linspace(-30, 30, 16))
-    ground = np.column_stack([gx.ravel() + pose[0], gy.ravel() + pose[1], np.zeros(gx.size)])
+    ground = np.column_stack([gx.ravel() + pose[0], gy.ravel() + pose[1], np.full(gx.size, -0.05)])
     xyz = np.concatenate([*world, ground])
     to_lidar = np.linalg.inv(x_to_world(pose))
     local = xyz @ to_lidar[:3, :3].T + to_lidar[:3, 3]
@@ -122,3 +122,33 @@ def write_tiny_world(split_dir: str | Path) -> Path:
         for t, stamp in enumerate(TIMESTAMPS):
             write_frame(split_dir, SCENARIO, agent, stamp, world_points(agent, t), world_meta(agent, t))
     return split_dir
+
+
+def tiny_config(split_dir: str | Path, strategy: str, **fusion_args) -> dict:
+    """A loaded-config dict (the keys the datasets read, OpenCOOD names) for the tiny world.
+
+    Coarse 0.8 m pillars keep targets cheap; ``max_points_per_voxel`` is large enough that no
+    point of the tiny world is dropped, so voxel contents can be compared with clouds exactly.
+    """
+    rng = list(LIDAR_RANGE)
+    return {
+        "root_dir": str(split_dir), "validate_dir": str(split_dir), "test_dir": str(split_dir),
+        "train_params": {"batch_size": 2, "epoches": 1, "max_cav": 5, "seed": 0},
+        "comm_range": 70.0,
+        "wild_setting": {"async": False, "loc_err": False, "seed": 25},
+        "fusion": {"core_method": strategy, "strategy": strategy,
+                   "args": {"cur_ego_pose_flag": True, "proj_first": False, "ego_choice": "first",
+                            **fusion_args}},
+        "data_augment": [{"NAME": "random_world_flip", "ALONG_AXIS_LIST": ["x"]},
+                         {"NAME": "random_world_rotation", "WORLD_ROT_ANGLE": [-0.78539816, 0.78539816]},
+                         {"NAME": "random_world_scaling", "WORLD_SCALE_RANGE": [0.95, 1.05]}],
+        "preprocess": {"core_method": "SpVoxelPreprocessor",
+                       "args": {"voxel_size": [0.8, 0.8, 4.0], "max_points_per_voxel": 256,
+                                "max_voxel_train": 32000, "max_voxel_test": 32000},
+                       "cav_lidar_range": rng},
+        "postprocess": {"core_method": "VoxelPostprocessor", "gt_range": rng,
+                        "anchor_args": {"cav_lidar_range": rng, "l": 3.9, "w": 1.6, "h": 1.56, "r": [0, 90],
+                                        "feature_stride": 2, "num": 2},
+                        "target_args": {"pos_threshold": 0.6, "neg_threshold": 0.45, "score_threshold": 0.27},
+                        "order": "hwl", "max_num": 100, "nms_thresh": 0.15},
+    }
