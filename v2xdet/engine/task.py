@@ -38,18 +38,15 @@ class Evaluator(Protocol):
 
 LossFn = Callable[[dict, dict], "tuple[torch.Tensor, dict]"]
 
-AP_KEYS = {"ap_30": ("ap_30", "ap30"), "ap_50": ("ap_50", "ap50"), "ap_70": ("ap_70", "ap70")}
+def ap_values(summary: dict, global_sort: bool = False) -> dict:
+    """``{'ap_30': .., 'ap_50': .., 'ap_70': ..}`` from an ``EvalAccumulator.summary()``.
 
-
-def ap_values(summary: dict) -> dict:
-    """``{'ap_30', 'ap_50', 'ap_70'}`` from an evaluator summary (OpenCOOD's ``ap30`` spelling too)."""
-    out = {}
-    for name, keys in AP_KEYS.items():
-        key = next((k for k in keys if k in summary), None)
-        if key is None:
-            raise KeyError(f"evaluation summary has no {name} (looked for {keys}; keys: {sorted(summary)})")
-        out[name] = float(summary[key])
-    return out
+    ``global_sort`` picks the global re-sort instead of OpenCOOD's per-frame order.
+    """
+    order = "global_order" if global_sort else "per_frame_order"
+    if order not in summary:
+        raise KeyError(f"evaluation summary has no {order!r} (keys: {sorted(summary)})")
+    return {f"ap_{round(float(thr) * 100)}": float(res["ap"]) for thr, res in summary[order].items()}
 
 
 def to_device(obj, device: torch.device):
@@ -91,7 +88,7 @@ class Task(abc.ABC):
 
     @abc.abstractmethod
     def new_evaluator(self) -> Evaluator:
-        """A fresh AP accumulator whose ``summary()`` holds ``ap_30/ap_50/ap_70``."""
+        """A fresh :class:`v2xdet.evaluation.EvalAccumulator` (or one with the same summary layout)."""
 
     def to_device(self, batch: dict, device: torch.device) -> dict:
         return to_device(batch, device)
