@@ -21,6 +21,7 @@ import numpy as np
 from v2xdet.data_utils.formats import write_frame
 from v2xdet.geometry.transforms import x_to_world
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = "2021_08_20_21_48_35"
 TIMESTAMPS = ("000068", "000070", "000072")
 FRAME_DT = 0.1  # seconds between frames

@@ -272,3 +272,21 @@ def test_unreadable_frame_names_the_file(tiny_split, tmp_path):
     ds[0]
     with pytest.raises(FormatError, match=str(pcd)):
         ds[1]
+
+
+def test_a_real_config_file_builds_its_dataset(tiny_split):
+    from v2xdet.config import load_config
+
+    path = tw.REPO_ROOT / "hypes_yaml" / "v2xset" / "point_pillar_v2xvit.yaml"
+    cfg = load_config(path, {"root_dir": str(tiny_split), "validate_dir": str(tiny_split),
+                             "test_dir": str(tiny_split)})
+    ds = build_dataset(cfg, "validate", train=False)
+    assert isinstance(ds, IntermediateFusionDataset) and not ds.settings.cur_ego_pose_flag
+    assert ds.describe(1).endswith(f"{tw.SCENARIO} frame {tw.TIMESTAMPS[1]}")
+    b = ds.collate([ds[1]])
+    np.testing.assert_array_equal(b["record_len"], [3])
+    w, h = cfg["postprocess"]["anchor_args"]["anchor_grid"]
+    assert b["targets"]["labels"].shape == (1, h, w, cfg["postprocess"]["anchor_args"]["num"])
+    nx, ny, _ = cfg["preprocess"]["grid_size"]
+    coords = b["voxel_coords"]
+    assert coords[:, 3].max() < nx and coords[:, 2].max() < ny and (coords[:, 1] == 0).all()

@@ -155,6 +155,11 @@ class BaseDataset(Dataset):
         """Choose the random draws of ``epoch`` (call before each training epoch)."""
         self.epoch = int(epoch)
 
+    def describe(self, idx: int) -> str:
+        """A human name of sample ``idx`` for logs: its scenario folder and timestamp."""
+        scenario, timestamp = self.samples[idx]
+        return f"{self.root / scenario} frame {timestamp}"
+
     def sample_rng(self, idx: int) -> np.random.Generator | None:
         """The generator of sample ``idx`` in this epoch (``None`` in testing)."""
         return np.random.default_rng([self.seed, self.epoch, int(idx)]) if self.train else None
