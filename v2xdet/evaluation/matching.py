@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from v2xdet.geometry.iou import corners_to_bev_polygons, polygon_iou_matrix
+from v2xdet.geometry.iou import iou_matrix_kernel, prepare_polygons
 
 
 def _to_numpy(x) -> np.ndarray:
@@ -23,33 +23,51 @@ def _to_numpy(x) -> np.ndarray:
     return np.asarray(x)
 
 
-def bev_polygons(boxes, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 8, 3) corners or (N, 4, 2) footprints to counter-clockwise (N, 4, 2) polygons and
-    their (N, 2) BEV centres; ``None`` is no boxes. Errors name the argument."""
+def bev_footprints(boxes, name: str) -> np.ndarray:
+    """(N, 8, 3) corners or (N, 4, 2) footprints to (N, 4, 2) footprints (bottom corners, either
+    orientation); ``None`` is no boxes. Shape errors name the argument."""
     if boxes is None:
-        return np.zeros((0, 4, 2)), np.zeros((0, 2))
+        return np.zeros((0, 4, 2))
     arr = _to_numpy(boxes).astype(np.float64)
     if arr.ndim == 1 and arr.size == 0:
         arr = arr.reshape(0, 8, 3)
     if arr.ndim != 3 or arr.shape[1:] not in ((8, 3), (4, 2)):
         raise ValueError(f"{name} must have shape (N, 8, 3) corners or (N, 4, 2) footprints, got {arr.shape}")
-    if not np.isfinite(arr).all():
-        bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=(1, 2)))[0])
-        raise ValueError(f"{name}[{bad}] has non-finite coordinates")
-    centres = arr.mean(axis=1)[:, :2]
-    if arr.shape[1] == 8:
-        return corners_to_bev_polygons(arr), centres
-    return arr, centres
+    return arr[:, :4, :2]
 
 
 @njit(cache=True, nogil=True)
-def _greedy_match(iou, order, pred_bin, gt_bin, n_bins, thresholds):
-    """TP flags (n_bins + 1, T, N) in ``order``; slot 0 is all boxes, slot b + 1 is bin b.
+def _range_bins(polys, ranges):
+    """Index of the ``[lo, hi)`` range holding each footprint centre's distance from the origin, or -1."""
+    out = np.full(polys.shape[0], -1, dtype=np.int64)
+    for i in range(polys.shape[0]):
+        cx, cy = 0.0, 0.0
+        for v in range(polys.shape[1]):
+            cx += polys[i, v, 0]
+            cy += polys[i, v, 1]
+        dist = np.hypot(cx / polys.shape[1], cy / polys.shape[1])
+        for b in range(ranges.shape[0]):
+            if ranges[b, 0] <= dist < ranges[b, 1]:
+                out[i] = b
+                break
+    return out
 
-    Within a bin only detections and ground truth of that bin take part (bin -1: none).
+
+@njit(cache=True, nogil=True)
+def _match_kernel(pred_polys, pred_areas, gt_polys, gt_areas, order, ranges, thresholds):
+    """IoU matrix, range bins and greedy matching of one frame in one compiled call.
+
+    Returns TP flags (R + 1, T, N) in ``order`` (slot 0: all boxes; slot b + 1: only the
+    detections and ground truth of range b), and the range index of each detection and GT box.
     """
-    n, m = iou.shape
+    n, m = pred_polys.shape[0], gt_polys.shape[0]
+    n_bins = ranges.shape[0]
+    pred_bin = _range_bins(pred_polys, ranges)
+    gt_bin = _range_bins(gt_polys, ranges)
     out = np.zeros((n_bins + 1, thresholds.shape[0], n), dtype=np.bool_)
+    if n == 0 or m == 0:
+        return out, pred_bin, gt_bin
+    iou = iou_matrix_kernel(pred_polys, gt_polys, pred_areas, gt_areas)
     matched = np.zeros(m, dtype=np.bool_)
     for slot in range(n_bins + 1):
         for t in range(thresholds.shape[0]):
@@ -63,43 +81,34 @@ def _greedy_match(iou, order, pred_bin, gt_bin, n_bins, thresholds):
                 for j in range(m):
                     if matched[j] or (slot > 0 and gt_bin[j] != slot - 1):
                         continue
-                    if iou[i, j] > best:
-                        best = iou[i, j]
+                    v = np.float64(np.float32(iou[i, j]))  # OpenCOOD's IoU is float32
+                    if v > best:
+                        best = v
                         best_j = j
                 if best_j >= 0 and best >= thresholds[t]:
                     matched[best_j] = True
                     out[slot, t, r] = True
-    return out
-
-
-def range_bins(centres: np.ndarray, ranges: np.ndarray) -> np.ndarray:
-    """Index of the ``[lo, hi)`` range holding each BEV centre's distance from the origin, or -1."""
-    if ranges.shape[0] == 0:
-        return np.full(centres.shape[0], -1, dtype=np.int64)
-    dist = np.hypot(centres[:, 0], centres[:, 1])
-    inside = (dist[:, None] >= ranges[None, :, 0]) & (dist[:, None] < ranges[None, :, 1])
-    return np.where(inside.any(axis=1), inside.argmax(axis=1), -1).astype(np.int64)
+    return out, pred_bin, gt_bin
 
 
 def match_frame(pred_boxes, pred_scores, gt_boxes, iou_thresholds, ranges=()) -> dict:
     """Match one frame's detections to its ground truth at every threshold and range bin.
 
+    ``pred_boxes``/``gt_boxes`` are (N, 8, 3) corners or (N, 4, 2) footprints (numpy or torch).
     Returns ``scores`` (N,) in descending order, ``tp`` (1 + R, T, N) bool in that order (slot 0
     all boxes, then one slot per range), ``pred_bin`` (N,) in that order and ``gt_bin`` (M,):
-    each box's range index or -1.
+    each box's range index (by the BEV distance of its centre from the origin) or -1.
     """
-    pred_polys, pred_centres = bev_polygons(pred_boxes, "pred_corners")
-    gt_polys, gt_centres = bev_polygons(gt_boxes, "gt_corners")
+    pred_polys, pred_areas = prepare_polygons(bev_footprints(pred_boxes, "pred_corners"), "pred_corners")
+    gt_polys, gt_areas = prepare_polygons(bev_footprints(gt_boxes, "gt_corners"), "gt_corners")
     scores = (np.zeros(0) if pred_scores is None else _to_numpy(pred_scores)).astype(np.float64).reshape(-1)
     if scores.shape[0] != pred_polys.shape[0]:
         raise ValueError(f"pred_scores must have shape ({pred_polys.shape[0]},) to match pred_corners, "
                          f"got {scores.shape}")
     if np.isnan(scores).any():
         raise ValueError(f"pred_scores[{int(np.flatnonzero(np.isnan(scores))[0])}] is NaN")
-    ranges = np.asarray(ranges, dtype=np.float64).reshape(-1, 2)
-    thresholds = np.asarray(iou_thresholds, dtype=np.float64)
     order = np.argsort(-scores)
-    iou = polygon_iou_matrix(pred_polys, gt_polys).astype(np.float32)
-    pred_bin, gt_bin = range_bins(pred_centres, ranges), range_bins(gt_centres, ranges)
-    tp = _greedy_match(iou, order, pred_bin, gt_bin, ranges.shape[0], thresholds)
+    tp, pred_bin, gt_bin = _match_kernel(pred_polys, pred_areas, gt_polys, gt_areas, order,
+                                         np.asarray(ranges, dtype=np.float64).reshape(-1, 2),
+                                         np.asarray(iou_thresholds, dtype=np.float64))
     return {"scores": scores[order], "tp": tp, "pred_bin": pred_bin[order], "gt_bin": gt_bin}

@@ -19,38 +19,66 @@ _CONVEX_RTOL = 1e-9
 
 def signed_areas(polys: np.ndarray) -> np.ndarray:
     """(N, K, 2) polygons to (N,) shoelace areas, positive for counter-clockwise order."""
-    nxt = polys[:, np.r_[1:polys.shape[1], 0]]
+    polys = np.asarray(polys, dtype=np.float64)
+    nxt = np.concatenate([polys[:, 1:], polys[:, :1]], axis=1)
     return 0.5 * (polys[..., 0] * nxt[..., 1] - nxt[..., 0] * polys[..., 1]).sum(axis=-1)
 
 
-def check_polygons(polys, name: str) -> np.ndarray:
-    """Validate (N, K, 2) convex polygons; return them float64, C-contiguous, counter-clockwise.
+@njit(cache=True, nogil=True)
+def _orient_convex(polys):
+    """Counter-clockwise copy of ``polys``, their areas, and the first bad row and why.
 
-    Clockwise rows are reversed (CARLA's left-handed frames produce them); a polygon that turns
-    both ways is not convex and is refused, naming its row.
+    Returns ``(out, areas, bad_row, reason)``: reason 1 = non-finite coordinates, 2 = not
+    convex (turns both ways beyond a tolerance relative to the polygon's size); bad_row -1 if
+    all rows are fine.
+    """
+    n, k = polys.shape[0], polys.shape[1]
+    out = np.empty((n, k, 2))
+    areas = np.empty(n)
+    for i in range(n):
+        s = 0.0
+        for v in range(k):
+            x, y = polys[i, v, 0], polys[i, v, 1]
+            if not (np.isfinite(x) and np.isfinite(y)):
+                return out, areas, i, 1
+            w = (v + 1) % k
+            s += x * polys[i, w, 1] - polys[i, w, 0] * y
+        flip = s < 0.0
+        for v in range(k):
+            src = k - 1 - v if flip else v
+            out[i, v, 0] = polys[i, src, 0]
+            out[i, v, 1] = polys[i, src, 1]
+        areas[i] = 0.5 * abs(s)
+        scale = 0.0
+        for v in range(k):
+            w = (v + 1) % k
+            scale = max(scale, abs(out[i, w, 0] - out[i, v, 0]), abs(out[i, w, 1] - out[i, v, 1]))
+        tol = _CONVEX_RTOL * scale * scale
+        for v in range(k):
+            w, u = (v + 1) % k, (v + 2) % k
+            e1x, e1y = out[i, w, 0] - out[i, v, 0], out[i, w, 1] - out[i, v, 1]
+            e2x, e2y = out[i, u, 0] - out[i, w, 0], out[i, u, 1] - out[i, w, 1]
+            if e1x * e2y - e1y * e2x < -tol:
+                return out, areas, i, 2
+    return out, areas, -1, 0
+
+
+def prepare_polygons(polys, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validate (N, K, 2) convex polygons; return them counter-clockwise (float64) and their areas.
+
+    Clockwise rows are reversed (CARLA's left-handed frames produce them); a non-finite or
+    non-convex polygon is refused, naming its row.
     """
     arr = np.asarray(polys, dtype=np.float64)
     if arr.ndim == 3 and arr.shape[0] == 0:
-        return np.zeros((0, max(arr.shape[1], 3), 2))
+        return np.zeros((0, max(arr.shape[1], 3), 2)), np.zeros(0)
     if arr.ndim != 3 or arr.shape[2] != 2 or arr.shape[1] < 3:
         raise ValueError(f"{name} must have shape (N, K, 2) with K >= 3 vertices, got {arr.shape}")
-    if not np.isfinite(arr).all():
-        bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=(1, 2)))[0])
-        raise ValueError(f"{name}[{bad}] has non-finite coordinates: {arr[bad].tolist()}")
-    clockwise = signed_areas(arr) < 0
-    if clockwise.any():
-        arr = arr.copy()
-        arr[clockwise] = arr[clockwise, ::-1]
-    following = np.r_[1:arr.shape[1], 0]
-    edges = arr[:, following] - arr
-    nxt = edges[:, following]
-    turns = edges[..., 0] * nxt[..., 1] - edges[..., 1] * nxt[..., 0]
-    scale = np.abs(edges).max(axis=(1, 2)) ** 2
-    concave = (turns < -_CONVEX_RTOL * scale[:, None]).any(axis=1)
-    if concave.any():
-        bad = int(np.flatnonzero(concave)[0])
-        raise ValueError(f"{name}[{bad}] is not a convex polygon: {arr[bad].tolist()}")
-    return np.ascontiguousarray(arr)
+    out, areas, bad, reason = _orient_convex(np.ascontiguousarray(arr))
+    if bad >= 0:
+        what = "has non-finite coordinates" if reason == 1 else "is not a convex polygon"
+        raise ValueError(f"{name}[{bad}] {what}: {arr[bad].tolist()}")
+    return out, areas
 
 
 @njit(cache=True, nogil=True)
@@ -121,7 +149,8 @@ def pair_iou(pa, pb, area_a, area_b, buf_in, buf_out) -> float:
 
 
 @njit(cache=True, nogil=True)
-def _iou_matrix_kernel(polys_a, polys_b, area_a, area_b):
+def iou_matrix_kernel(polys_a, polys_b, area_a, area_b):
+    """(N, M) IoU of prepared (counter-clockwise, convex) polygons with their areas."""
     n, m = polys_a.shape[0], polys_b.shape[0]
     out = np.zeros((n, m))
     box_a, box_b = polygon_bounds(polys_a), polygon_bounds(polys_b)
@@ -143,11 +172,11 @@ def polygon_iou_matrix(polys_a, polys_b) -> np.ndarray:
     Either vertex order is accepted (clockwise rows are reversed); zero-area polygons have IoU 0
     with everything, identical ones 1, and polygons that only touch 0.
     """
-    a = check_polygons(polys_a, "polys_a")
-    b = check_polygons(polys_b, "polys_b")
+    a, area_a = prepare_polygons(polys_a, "polys_a")
+    b, area_b = prepare_polygons(polys_b, "polys_b")
     if a.shape[0] == 0 or b.shape[0] == 0:
         return np.zeros((a.shape[0], b.shape[0]))
-    return _iou_matrix_kernel(a, b, signed_areas(a), signed_areas(b))
+    return iou_matrix_kernel(a, b, area_a, area_b)
 
 
 def bev_iou_matrix(boxes_a, boxes_b) -> np.ndarray:
@@ -166,7 +195,4 @@ def corners_to_bev_polygons(corners) -> np.ndarray:
     arr = np.asarray(corners, dtype=np.float64)
     if arr.ndim != 3 or arr.shape[1:] != (8, 3):
         raise ValueError(f"corners must have shape (N, 8, 3), got {arr.shape}")
-    polys = arr[:, :4, :2].copy()
-    clockwise = signed_areas(polys) < 0
-    polys[clockwise] = polys[clockwise, ::-1]
-    return polys
+    return prepare_polygons(arr[:, :4, :2], "corners")[0]

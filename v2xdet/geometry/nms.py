@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 from v2xdet.geometry.boxes import boxes_to_bev_corners, check_boxes
-from v2xdet.geometry.iou import check_polygons, pair_iou, polygon_bounds, signed_areas
+from v2xdet.geometry.iou import pair_iou, polygon_bounds, prepare_polygons
 
 
 def _to_numpy(x) -> np.ndarray:
@@ -66,11 +66,11 @@ def rotated_nms_polygons(polys, scores, iou_threshold: float, pre_max: int | Non
     """Greedy NMS on convex (N, K, 2) polygons; kept indices (int64) by descending score."""
     if not 0.0 <= float(iou_threshold) <= 1.0:
         raise ValueError(f"iou_threshold must be in [0, 1], got {iou_threshold}")
-    polys = check_polygons(_to_numpy(polys), "polys")
+    polys, areas = prepare_polygons(_to_numpy(polys), "polys")
     order = _score_order(_to_numpy(scores), polys.shape[0], pre_max)
     if order.size == 0:
         return np.zeros(0, dtype=np.int64)
-    return _greedy_nms(polys, signed_areas(polys), order, float(iou_threshold))
+    return _greedy_nms(polys, areas, order, float(iou_threshold))
 
 
 def rotated_nms(boxes, scores, iou_threshold: float, pre_max: int | None = None) -> np.ndarray:
