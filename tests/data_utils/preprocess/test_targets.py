@@ -65,7 +65,7 @@ def test_matches_rotated_iou_reference_not_axis_aligned():
 
 
 def test_direction_bins_and_targets():
-    np.testing.assert_array_equal(direction_bins([0.0, np.pi, 1.0, -np.pi / 2, 0.7853]), [1, 0, 0, 1, 0])
+    np.testing.assert_array_equal(direction_bins([0.0, np.pi, 1.0, -np.pi / 2, 0.786]), [1, 0, 0, 1, 0])
     np.testing.assert_array_equal(direction_bins([0.1, 1.7, 3.3, 4.9], dir_offset=0.0, num_bins=4),
                                   [0, 1, 2, 3])
     anchors = grid()

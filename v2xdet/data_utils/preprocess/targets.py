@@ -17,7 +17,7 @@ from v2xdet.geometry.iou import bev_iou_matrix
 POSITIVE, NEGATIVE, IGNORED = 1, 0, -1
 # OpenPCDet's / HEAL's default: heading bins start at 45 degrees, so neither bin boundary lies
 # on the two anchor rotations (0 and 90 degrees).
-DEFAULT_DIR_OFFSET = 0.7853
+DEFAULT_DIR_OFFSET = np.pi / 4
 DEFAULT_NUM_DIR_BINS = 2
 
 
