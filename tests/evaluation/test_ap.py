@@ -167,7 +167,7 @@ def test_bad_inputs_are_named():
     gt = corners(car(0, 0))
     with pytest.raises(ValueError, match=r"pred_corners must have shape \(N, 8, 3\)"):
         acc.add_frame(np.zeros((2, 8, 2)), np.zeros(2), gt)
-    with pytest.raises(ValueError, match=r"pred_scores must have shape \(1,\)"):
+    with pytest.raises(ValueError, match=r"pred_scores must be \(1,\) numbers.*shape \(3,\)"):
         acc.add_frame(gt, np.zeros(3), gt)
     with pytest.raises(ValueError, match=r"gt_corners\[0\] has non-finite"):
         acc.add_frame(gt, np.zeros(1), gt * np.nan)

@@ -64,7 +64,7 @@ def test_wrong_shape_names_file_and_key(eval_ap, tmp_path):
     write_frames(tmp_path / "dets")
     np.savez(tmp_path / "dets" / "12.npz", pred_corners=np.zeros((3, 8, 3)), pred_scores=np.zeros(2),
              gt_corners=np.zeros((1, 8, 3)))
-    with pytest.raises(SystemExit, match=r"12\.npz: pred_scores must have shape \(3,\)"):
+    with pytest.raises(SystemExit, match=r"12\.npz: pred_scores must be \(3,\) numbers"):
         eval_ap.main([str(tmp_path / "dets")])
     np.savez(tmp_path / "dets" / "12.npz", pred_corners=np.zeros((0, 8, 3)), pred_scores=np.zeros(0),
              gt_corners=np.zeros((1, 7)))

@@ -14,13 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from v2xdet.geometry.boxes import as_numpy
 from v2xdet.geometry.iou import iou_matrix_kernel, prepare_polygons
-
-
-def _to_numpy(x) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 def bev_footprints(boxes, name: str) -> np.ndarray:
@@ -28,7 +23,7 @@ def bev_footprints(boxes, name: str) -> np.ndarray:
     orientation); ``None`` is no boxes. Shape errors name the argument."""
     if boxes is None:
         return np.zeros((0, 4, 2))
-    arr = _to_numpy(boxes).astype(np.float64)
+    arr = as_numpy(boxes).astype(np.float64)
     if arr.ndim == 1 and arr.size == 0:
         arr = arr.reshape(0, 8, 3)
     if arr.ndim != 3 or arr.shape[1:] not in ((8, 3), (4, 2)):
@@ -101,13 +96,17 @@ def match_frame(pred_boxes, pred_scores, gt_boxes, iou_thresholds, ranges=()) ->
     """
     pred_polys, pred_areas = prepare_polygons(bev_footprints(pred_boxes, "pred_corners"), "pred_corners")
     gt_polys, gt_areas = prepare_polygons(bev_footprints(gt_boxes, "gt_corners"), "gt_corners")
-    scores = (np.zeros(0) if pred_scores is None else _to_numpy(pred_scores)).astype(np.float64).reshape(-1)
-    if scores.shape[0] != pred_polys.shape[0]:
-        raise ValueError(f"pred_scores must have shape ({pred_polys.shape[0]},) to match pred_corners, "
-                         f"got {scores.shape}")
+    given = np.zeros(0) if pred_scores is None else as_numpy(pred_scores)
+    raw = given.reshape(-1)
+    if raw.shape[0] != pred_polys.shape[0] or given.dtype.kind not in "fiub":
+        raise ValueError(f"pred_scores must be ({pred_polys.shape[0]},) numbers to match pred_corners, "
+                         f"got shape {given.shape} of {given.dtype}")
+    if raw.dtype.kind in "ub":
+        raw = raw.astype(np.float64)  # negating unsigned or bool values would not reverse their order
+    scores = raw.astype(np.float64)
     if np.isnan(scores).any():
         raise ValueError(f"pred_scores[{int(np.flatnonzero(np.isnan(scores))[0])}] is NaN")
-    order = np.argsort(-scores)
+    order = np.argsort(-raw)  # in the scores' own dtype, as OpenCOOD sorts them (ties included)
     tp, pred_bin, gt_bin = _match_kernel(pred_polys, pred_areas, gt_polys, gt_areas, order,
                                          np.asarray(ranges, dtype=np.float64).reshape(-1, 2),
                                          np.asarray(iou_thresholds, dtype=np.float64))

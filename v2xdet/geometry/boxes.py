@@ -25,9 +25,18 @@ _CORNER_SIGNS = np.array(
 _BEV_SIGNS = _CORNER_SIGNS[[2, 1, 0, 3], :2]  # bottom face, counter-clockwise
 
 
+def as_numpy(x) -> np.ndarray:
+    """numpy array of a numpy array, a sequence or a torch tensor (any device, dtype kept;
+    bfloat16, which numpy lacks, becomes float32)."""
+    if hasattr(x, "detach"):
+        t = x.detach().cpu()
+        x = t.float().numpy() if str(t.dtype) == "torch.bfloat16" else t.numpy()
+    return np.asarray(x)
+
+
 def check_boxes(boxes, name: str = "boxes") -> np.ndarray:
-    """Return ``boxes`` as a float (N, 7) array or raise naming the argument and its shape."""
-    arr = np.asarray(boxes)
+    """Return ``boxes`` (numpy, list or torch) as an (N, 7) array or raise naming the argument."""
+    arr = as_numpy(boxes)
     if arr.ndim == 1 and arr.size == 0:
         arr = arr.reshape(0, BOX_DIM)
     if arr.ndim != 2 or arr.shape[1] != BOX_DIM:

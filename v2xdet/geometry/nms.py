@@ -10,15 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from v2xdet.geometry.boxes import boxes_to_bev_corners, check_boxes
+from v2xdet.geometry.boxes import as_numpy, boxes_to_bev_corners, check_boxes
 from v2xdet.geometry.iou import pair_iou, polygon_bounds, prepare_polygons
-
-
-def _to_numpy(x) -> np.ndarray:
-    """numpy view of a numpy array, list or torch tensor (any device)."""
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 @njit(cache=True, nogil=True)
@@ -66,8 +59,8 @@ def rotated_nms_polygons(polys, scores, iou_threshold: float, pre_max: int | Non
     """Greedy NMS on convex (N, K, 2) polygons; kept indices (int64) by descending score."""
     if not 0.0 <= float(iou_threshold) <= 1.0:
         raise ValueError(f"iou_threshold must be in [0, 1], got {iou_threshold}")
-    polys, areas = prepare_polygons(_to_numpy(polys), "polys")
-    order = _score_order(_to_numpy(scores), polys.shape[0], pre_max)
+    polys, areas = prepare_polygons(as_numpy(polys), "polys")
+    order = _score_order(as_numpy(scores), polys.shape[0], pre_max)
     if order.size == 0:
         return np.zeros(0, dtype=np.int64)
     return _greedy_nms(polys, areas, order, float(iou_threshold))
@@ -81,5 +74,5 @@ def rotated_nms(boxes, scores, iou_threshold: float, pre_max: int | None = None)
     with a kept, higher-scoring box is ``> iou_threshold``. ``pre_max`` keeps only the
     ``pre_max`` best-scoring candidates before suppression (None: all).
     """
-    boxes = check_boxes(_to_numpy(boxes)).astype(np.float64)
+    boxes = check_boxes(as_numpy(boxes)).astype(np.float64)
     return rotated_nms_polygons(boxes_to_bev_corners(boxes), scores, iou_threshold, pre_max)
