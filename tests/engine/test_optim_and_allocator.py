@@ -1,6 +1,7 @@
 """Optimizer/scheduler tables and the glibc allocator tuning."""
 from __future__ import annotations
 
+import math
 import platform
 import subprocess
 import sys
@@ -12,15 +13,16 @@ from v2xdet.engine.allocator import tune_allocator
 from v2xdet.engine.optim import build_optimizer, build_scheduler
 
 
-def _lrs(sched_cfg, epochs=6):
+def _lrs(sched_cfg, epochs=6, steps_per_epoch=1, per_step=False):
     p = [torch.nn.Parameter(torch.zeros(1))]
     opt = build_optimizer({"core_method": "SGD", "lr": 1.0}, p)
-    sched = build_scheduler(sched_cfg, opt, epochs)
+    schedule = build_scheduler(sched_cfg, opt, epochs, steps_per_epoch)
+    assert schedule.per_step == per_step
     out = []
-    for _ in range(epochs):
+    for _ in range(epochs * steps_per_epoch):
         out.append(round(opt.param_groups[0]["lr"], 6))
         opt.step()
-        sched.step()
+        schedule.scheduler.step()
     return out
 
 
@@ -29,8 +31,12 @@ def test_schedulers_follow_the_config():
     assert _lrs(multistep) == [1, 1, 0.1, 0.1, 0.01, 0.01]
     assert _lrs({"core_method": "step", "step_size": 3, "gamma": 0.5}) == [1, 1, 1, 0.5, 0.5, 0.5]
     assert _lrs({"core_method": "exponential", "gamma": 0.5}, 3) == [1, 0.5, 0.25]
-    cos = _lrs({"core_method": "cosine", "lr_min": 0.0}, 4)
-    assert cos[0] == 1 and cos[2] == pytest.approx(0.5) and cos == sorted(cos, reverse=True)
+    warm = {"core_method": "cosineannealwarm", "epoches": 4, "warmup_lr": 0.2, "warmup_epoches": 1,
+            "lr_min": 0.1}
+    lrs = _lrs(warm, epochs=5, steps_per_epoch=2, per_step=True)
+    cosine = [0.1 + 0.45 * (1 + math.cos(math.pi * t / 8)) for t in range(2, 8)]   # 8 steps in all
+    expected = [0.2, 0.6] + cosine + [0.1, 0.1]
+    assert lrs == pytest.approx(expected, abs=1e-6)
     assert _lrs(None, 3) == [1, 1, 1]
 
 

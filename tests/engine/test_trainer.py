@@ -15,8 +15,14 @@ class Crash(RuntimeError):
     pass
 
 
-def _train(model_dir, crash_at=None, bad=(), **params):
+WARM_COSINE = {"core_method": "cosineannealwarm", "epoches": 3, "warmup_lr": 0.003, "warmup_epoches": 1,
+               "lr_min": 0.001}
+
+
+def _train(model_dir, crash_at=None, bad=(), scheduler=None, **params):
     cfg = tiny_config(**params)
+    if scheduler is not None:
+        cfg["lr_scheduler"] = scheduler
     options = TrainOptions.from_config(cfg, progress=False)
 
     def stop(trainer):
@@ -31,10 +37,10 @@ def _weights(model_dir, name=LATEST):
     return load_checkpoint(model_dir / name)["model"]
 
 
-@pytest.mark.parametrize("num_workers", [0, 2])
-def test_resume_mid_epoch_matches_uninterrupted_run(tmp_path, num_workers):
+@pytest.mark.parametrize("num_workers, scheduler", [(0, None), (2, None), (0, WARM_COSINE)])
+def test_resume_mid_epoch_matches_uninterrupted_run(tmp_path, num_workers, scheduler):
     # 24 frames, batch 4 -> 6 steps per epoch, 3 epochs; checkpoints every 4 steps.
-    params = {"save_every_steps": 4, "num_workers": num_workers}
+    params = {"save_every_steps": 4, "num_workers": num_workers, "scheduler": scheduler}
     _, full_state = _train(tmp_path / "full", **params)
     with pytest.raises(Crash):
         _train(tmp_path / "cut", crash_at=11, **params)   # mid epoch 2; latest.pth is from step 8

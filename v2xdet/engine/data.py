@@ -82,7 +82,10 @@ class SeededSamples(Dataset):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch's draws here and in the wrapped dataset (if it keys its own generators)."""
         self.epoch = int(epoch)
+        if callable(getattr(self.dataset, "set_epoch", None)):
+            self.dataset.set_epoch(self.epoch)
 
     def __len__(self) -> int:
         return len(self.dataset)

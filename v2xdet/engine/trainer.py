@@ -145,7 +145,6 @@ class Trainer:
         if "optimizer" not in self.cfg:
             raise ValueError("config has no 'optimizer' section (core_method, lr, args)")
         self.optimizer = build_optimizer(self.cfg["optimizer"], self.model.parameters())
-        self.scheduler = build_scheduler(self.cfg.get("lr_scheduler"), self.optimizer, options.epochs)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.state = TrainState()
 
@@ -154,6 +153,9 @@ class Trainer:
             raise ValueError("the training dataset is empty")
         self.sampler = ResumableSampler(self.train_data, num_replicas=self.ctx.world_size, rank=self.ctx.rank,
                                         shuffle=True, seed=options.seed)
+        steps = math.ceil(self.sampler.num_samples / options.batch_size)
+        schedule = build_scheduler(self.cfg.get("lr_scheduler"), self.optimizer, options.epochs, steps)
+        self.scheduler, self.scheduler_per_step = schedule.scheduler, schedule.per_step
         self.val_data = None
         if options.eval_freq and self.ctx.is_main:
             self.val_data = SeededSamples(task.build_dataset("validate", train=False), options.seed,
@@ -249,7 +251,7 @@ class Trainer:
             total, terms = self._step(self.task.to_device(loaded.batch, self.device))
             frames += loaded.num_frames
             fps = frames / max(time.perf_counter() - start, 1e-9)
-            lr = self.optimizer.param_groups[0]["lr"]
+            lr = self._last_lr
             self.log.scalars({"loss": total, **terms, "lr": lr}, state.global_step, prefix="train/")
             bar.set_postfix(loss=f"{total:.4f}", fps=f"{fps:.1f}")
             bar.update(1)
@@ -263,6 +265,7 @@ class Trainer:
         return failed
 
     def _step(self, batch: dict) -> tuple[float, dict]:
+        self._last_lr = self.optimizer.param_groups[0]["lr"]    # the LR this step uses
         with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
             output = self.model(batch)
             total, terms = self.loss_fn(output, batch)
@@ -274,6 +277,8 @@ class Trainer:
         self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.scheduler_per_step:
+            self.scheduler.step()
         self.state.global_step += 1
         return float(total.detach()), _floats(terms)
 
@@ -285,7 +290,8 @@ class Trainer:
             names = ", ".join(f.name for f in failed[:10]) + (" ..." if len(failed) > 10 else "")
             self.log.warning(f"epoch {state.epoch + 1}: {sum(counts)} frame(s) failed to load and were "
                              f"skipped (this process: {names}); --strict stops at the first one")
-        self.scheduler.step()
+        if not self.scheduler_per_step:
+            self.scheduler.step()
         state.epoch += 1
         state.batch_in_epoch = 0
         names = [LATEST]
