@@ -20,16 +20,34 @@ def test_decorated_features_match_hand_computation():
     vfe = PillarVFE({"use_norm": True, "with_distance": True, "use_absolute_xyz": True, "num_filters": [8]},
                     4, VOXEL, RANGE)
     feats, num, coords = two_pillars()
-    d = vfe.decorate(feats, num, coords)
-    assert d.shape == (2, 3, 4 + 3 + 3 + 1)
+    d, pillar = vfe.decorate(feats, num, coords)
+    assert d.shape == (3, 4 + 3 + 3 + 1) and pillar.tolist() == [0, 0, 1]   # the real points only
     p = feats[0, 0].numpy()
     mean = feats[0, :2, :3].mean(0).numpy()
     centre = np.array([-2 + 4 * 0.5 + 0.25, -2 + 4 * 0.5 + 0.25, -3 + 2.0])
     expected = np.concatenate([p, p[:3] - mean, p[:3] - centre, [np.linalg.norm(p[:3])]])
-    np.testing.assert_allclose(d[0, 0].numpy(), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(d[0].numpy(), expected, rtol=1e-6, atol=1e-6)
     centre = [-1.75, 1.75, -1.0]
-    np.testing.assert_allclose(d[1, 0, 7:10].numpy(), feats[1, 0, :3].numpy() - centre, atol=1e-6)
-    assert not d[0, 2].any() and not d[1, 1:].any()   # padding rows stay zero
+    np.testing.assert_allclose(d[2, 7:10].numpy(), feats[1, 0, :3].numpy() - centre, atol=1e-6)
+    np.testing.assert_allclose(d[2, 4:7].numpy(), 0.0, atol=1e-7)   # a lone point is its pillar's mean
+
+
+def test_pfn_matches_padded_reference_without_norm():
+    """Without BatchNorm, the packed layers equal OpenPCDet's padded computation on real rows."""
+    torch.manual_seed(0)
+    vfe = PillarVFE({"use_norm": False, "with_distance": False, "use_absolute_xyz": True,
+                     "num_filters": [8, 6]}, 4, VOXEL, RANGE)
+    feats, num, coords = two_pillars()
+    d, pillar = vfe.decorate(feats, num, coords)
+    padded = torch.zeros(2, 3, d.shape[1])
+    padded[pillar, torch.tensor([0, 1, 0])] = d
+    real = (torch.arange(3)[None] < num[:, None])[..., None]
+    x = padded
+    for layer in vfe.layers:
+        y = torch.relu(layer.linear(x))
+        pooled = y.masked_fill(~real, float("-inf")).max(dim=1, keepdim=True).values
+        x = pooled.squeeze(1) if layer.last_layer else torch.cat([y, pooled.expand_as(y)], dim=2)
+    torch.testing.assert_close(vfe(feats, num, coords), x)
 
 
 def test_vfe_channels_and_layers():

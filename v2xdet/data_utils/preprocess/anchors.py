@@ -41,7 +41,7 @@ class AnchorGenerator:
             raise ValueError("anchor rotations r must list at least one angle (degrees)")
         self.lidar_range = [float(v) for v in lidar_range]
         self.cell = (vs[0] * stride, vs[1] * stride)
-        self.feature_size = (ny // stride, nx // stride)
+        self.feature_size = (int(ny) // stride, int(nx) // stride)
         self.size = size
         self.rotations = np.radians(rotations)
         self.z_center = float(z_center)

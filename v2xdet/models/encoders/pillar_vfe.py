@@ -3,14 +3,24 @@
 Each point of a pillar is decorated with its offset from the pillar's point mean (3) and from
 the pillar's geometric centre (3), optionally its distance to the sensor (1); with
 ``use_absolute_xyz`` the raw ``x, y, z, intensity`` are kept, otherwise only the intensity.
-Padding rows (whatever they hold) are zeroed before the first layer. A PFN layer is
-``linear -> BatchNorm -> ReLU``; every layer but the last concatenates the pillar-wise max back
-onto each point.
+A PFN layer is ``linear -> BatchNorm -> ReLU`` on every real point; every layer but the last
+concatenates the pillar-wise max back onto each point.
+
+The layers run on the packed real points only. OpenPCDet runs them on the padded ``(P, T)``
+block, so the padding rows (most of them: a 0.4 m pillar holds a handful of the 32 slots) cost
+compute and join the BatchNorm statistics and the max as a constant row; here they take no
+part, and a pillar's feature depends on its points alone.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+
+def pillar_max(values: torch.Tensor, pillar: torch.Tensor, num_pillars: int) -> torch.Tensor:
+    """(P, C) maximum of the rows of ``values`` (N, C) that belong to each pillar (index (N,))."""
+    out = values.new_zeros((num_pillars, values.shape[1]))
+    return out.scatter_reduce(0, pillar[:, None].expand_as(values), values, reduce="amax", include_self=False)
 
 
 class PFNLayer(nn.Module):
@@ -21,20 +31,20 @@ class PFNLayer(nn.Module):
         self.linear = nn.Linear(in_channels, width, bias=not use_norm)
         self.norm = nn.BatchNorm1d(width, eps=1e-3, momentum=0.01) if use_norm else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(P, T, C_in) -> (P, T, C_out) or, for the last layer, (P, C_out)."""
-        p, t, _ = x.shape
-        x = torch.relu(self.norm(self.linear(x).reshape(p * t, -1)).reshape(p, t, -1))
-        pooled = x.max(dim=1, keepdim=True).values
+    def forward(self, x: torch.Tensor, pillar: torch.Tensor, num_pillars: int) -> torch.Tensor:
+        """(N, C_in) points of pillars ``pillar`` (N,) -> (N, C_out), or (P, C_out) for the last layer."""
+        x = torch.relu(self.norm(self.linear(x)))
+        pooled = pillar_max(x, pillar, num_pillars)
         if self.last_layer:
-            return pooled.squeeze(1)
-        return torch.cat([x, pooled.expand(-1, t, -1)], dim=2)
+            return pooled
+        return torch.cat([x, pooled[pillar]], dim=1)
 
 
 class PillarVFE(nn.Module):
     """``forward(voxel_features (P, T, 4), voxel_num_points (P,), voxel_coords (P, 4)) -> (P, C)``.
 
-    ``voxel_coords`` rows are ``(entry, z, y, x)``; ``out_channels = num_filters[-1]``.
+    ``voxel_coords`` rows are ``(entry, z, y, x)``; ``out_channels = num_filters[-1]``. Rows of
+    ``voxel_features`` past ``voxel_num_points`` are ignored whatever they hold.
     """
 
     def __init__(self, args: dict, in_channels: int, voxel_size, lidar_range):
@@ -59,25 +69,27 @@ class PillarVFE(nn.Module):
         self.register_buffer("voxel_size", vs, persistent=False)
         self.register_buffer("centre_offset", lo + vs / 2, persistent=False)
 
-    def decorate(self, voxel_features, voxel_num_points, voxel_coords) -> torch.Tensor:
-        """(P, T, 4) points to (P, T, D) decorated features, padding rows zero."""
+    def decorate(self, voxel_features, voxel_num_points, voxel_coords) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decorated features ``(N, D)`` of the real points and the pillar index ``(N,)`` of each."""
         rows = torch.arange(voxel_features.shape[1], device=voxel_features.device)
-        real = (rows[None, :] < voxel_num_points[:, None]).unsqueeze(2).to(voxel_features.dtype)
-        voxel_features = voxel_features * real
-        xyz = voxel_features[..., :3]
-        num = voxel_num_points.to(xyz.dtype).clamp(min=1).view(-1, 1, 1)
-        to_mean = xyz - xyz.sum(dim=1, keepdim=True) / num
+        real = rows[None, :] < voxel_num_points[:, None]
+        pillar, _ = real.nonzero(as_tuple=True)
+        points = voxel_features[real]
+        xyz = points[:, :3]
+        sums = xyz.new_zeros((voxel_features.shape[0], 3)).index_add_(0, pillar, xyz)
+        mean = sums / voxel_num_points.to(xyz.dtype).clamp(min=1)[:, None]
         centre = voxel_coords[:, [3, 2, 1]].to(xyz.dtype) * self.voxel_size + self.centre_offset
-        to_centre = xyz - centre[:, None, :]
-        parts = [voxel_features if self.use_absolute_xyz else voxel_features[..., 3:], to_mean, to_centre]
+        parts = [points if self.use_absolute_xyz else points[:, 3:], xyz - mean[pillar], xyz - centre[pillar]]
         if self.with_distance:
-            parts.append(xyz.norm(dim=2, keepdim=True))
-        return torch.cat(parts, dim=2) * real
+            parts.append(xyz.norm(dim=1, keepdim=True))
+        return torch.cat(parts, dim=1), pillar
 
     def forward(self, voxel_features, voxel_num_points, voxel_coords) -> torch.Tensor:
         if voxel_features.shape[0] == 0:
             return voxel_features.new_zeros((0, self.out_channels))
-        x = self.decorate(voxel_features, voxel_num_points, voxel_coords)
+        if bool((voxel_num_points < 1).any()):
+            raise ValueError("every pillar needs at least one point (voxel_num_points >= 1)")
+        x, pillar = self.decorate(voxel_features, voxel_num_points, voxel_coords)
         for layer in self.layers:
-            x = layer(x)
+            x = layer(x, pillar, voxel_features.shape[0])
         return x
