@@ -7,7 +7,9 @@ Stages (each told the channels and stride of the one before)::
 
 ``model.core_method`` names the model as OpenCOOD / V2X-ViT do; :data:`MODEL_FUSION` maps it to
 a fusion method of ``v2xdet.models.fusion.FUSIONS`` (``None``: single-agent, every batch entry
-is its own sample).
+is its own sample), built as ``FUSIONS[name](args, channels)`` with ``args`` the block of
+``model.args`` named in :data:`FUSION_ARGS_KEY` (``{}`` for methods without arguments); the fusion
+is called with ``meta = {prior_encoding, spatial_correction, lidar_range}``.
 
 The batch (all torch tensors; ``N`` = batch entries, one per agent for cooperative models,
 laid out sample-major; ``P`` pillars in all; ``T`` points per pillar)::
@@ -29,6 +31,8 @@ laid out sample-major; ``P`` pillars in all; ``T`` points per pillar)::
 from __future__ import annotations
 
 import importlib.util
+import inspect
+import math
 from collections.abc import Callable
 
 import torch
@@ -48,6 +52,9 @@ MODEL_FUSION: dict[str, str | None] = {
     "point_pillar_transformer": "v2xvit",
     "point_pillar_mswin_deform": "mswin_deform",
 }
+
+# fusion method -> the model.args key holding its arguments (methods not listed take none)
+FUSION_ARGS_KEY: dict[str, str] = {"v2xvit": "transformer", "mswin_deform": "transformer"}
 
 
 def available_fusions() -> dict:
@@ -126,7 +133,7 @@ class Detector(nn.Module):
             table = available_fusions() if fusions is None else fusions
             if fusion not in table:
                 raise ValueError(f"fusion method {fusion!r} is not available; known: {sorted(table)}")
-            self.fusion = table[fusion](args, channels)
+            self.fusion = self._build_fusion(table[fusion], fusion, args, channels)
             self._warp = warp if warp is not None else default_warp()
         anchors = args.get("anchor_number", args.get("anchor_num"))
         if anchors is None:
@@ -135,6 +142,22 @@ class Detector(nn.Module):
         self.head = HEADS["anchor_head"](channels, int(anchors), int(dir_args["num_bins"]) if dir_args else 0)
         if args.get("backbone_fix", False):
             self.freeze_backbone()
+
+    @property
+    def feature_size(self) -> tuple[int, int]:
+        """(H, W) of the map the fusion and the head see."""
+        nx, ny = self.grid_size[:2]
+        return math.ceil(ny / self.feature_stride), math.ceil(nx / self.feature_stride)
+
+    def _build_fusion(self, cls, name: str, args: dict, channels: int) -> nn.Module:
+        """``cls(args, channels)``; the map size goes to fusions that size tables by it (``grid_size``)."""
+        key = FUSION_ARGS_KEY.get(name)
+        if key is not None and key not in args:
+            raise ValueError(f"fusion method {name!r} needs model.args.{key}")
+        fusion_args = args[key] if key is not None else {}
+        if "grid_size" in inspect.signature(cls).parameters:
+            return cls(fusion_args, channels, grid_size=self.feature_size)
+        return cls(fusion_args, channels)
 
     def freeze_backbone(self) -> None:
         """Stop training everything but the fusion (V2X-ViT's ``backbone_fix``, for delay fine-tuning)."""
@@ -174,7 +197,8 @@ class Detector(nn.Module):
         eye = torch.eye(4, dtype=transform.dtype, device=transform.device)
         if not torch.allclose(transform, eye.expand_as(transform), atol=1e-6):
             grouped = self._warp(grouped, transform, self.lidar_range, self.voxel_size, self.feature_stride)
-        meta = {key: sliced[key] for key in ("prior_encoding", "spatial_correction")}
+        meta = {"prior_encoding": sliced["prior_encoding"],
+                "spatial_correction": sliced["spatial_correction"], "lidar_range": self.lidar_range}
         return self.fusion(grouped, mask, meta)
 
     def forward(self, batch: dict) -> dict[str, torch.Tensor]:
