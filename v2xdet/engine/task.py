@@ -93,6 +93,10 @@ class Task(abc.ABC):
     def to_device(self, batch: dict, device: torch.device) -> dict:
         return to_device(batch, device)
 
-    def comm_bytes(self, output: dict, batch: dict) -> list[dict]:
-        """Bytes each non-ego agent sends, per frame of the batch (``[{agent: bytes}]``)."""
-        return []
+    def comm_bytes(self, model: nn.Module, output: dict, batch: dict) -> list[dict] | None:
+        """Bytes each non-ego agent sends, per frame of the batch (``[{agent: bytes}]``); None if unknown."""
+        return None
+
+    def scenes(self, batch: dict, results: list[FrameResult]) -> list:
+        """One :class:`v2xdet.visualization.Scene` per frame of the batch, for pictures."""
+        raise NotImplementedError(f"{type(self).__name__} cannot draw its frames")

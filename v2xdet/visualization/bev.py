@@ -59,7 +59,7 @@ def render_bev(scene: Scene, view_range=None, width_px: int = 1600, dpi: int = 1
     xmin, ymin, xmax, ymax = _view(scene, view_range)
     span_x, span_y = xmax - xmin, ymax - ymin
     fig_w = width_px / dpi
-    fig = Figure(figsize=(fig_w, fig_w * 0.9 * span_y / span_x + 1.6), dpi=dpi, facecolor="white",
+    fig = Figure(figsize=(fig_w, fig_w * 0.9 * span_y / span_x + 1.8), dpi=dpi, facecolor="white",
                  layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -76,7 +76,7 @@ def render_bev(scene: Scene, view_range=None, width_px: int = 1600, dpi: int = 1
     stride = max(1, int(np.ceil(total / max_points))) if total else 1
     for i, pts in enumerate(scene.points):
         if len(pts):
-            ax.scatter(pts[::stride, 0], pts[::stride, 1], s=2.0, c=agent_color(i), marker=".",
+            ax.scatter(pts[::stride, 0], pts[::stride, 1], s=1.5, c=agent_color(i), marker="o",
                        linewidths=0, alpha=POINT_ALPHA, rasterized=True, zorder=1)
         handles.append(Line2D([], [], marker="o", linestyle="", color=agent_color(i), markersize=5,
                               label=f"{_agent_name(scene, i)} points"))
@@ -104,7 +104,7 @@ def render_bev(scene: Scene, view_range=None, width_px: int = 1600, dpi: int = 1
     fig.legend(handles=handles, loc="outside lower center", ncol=min(5, len(handles)), fontsize=8,
                frameon=False)
     if scene.title:
-        ax.set_title(scene.title, fontsize=10)
+        fig.suptitle(scene.title, fontsize=10)
     fig.canvas.draw()
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 

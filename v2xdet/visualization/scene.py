@@ -21,7 +21,8 @@ class Scene:
 
     ``points[i]`` is agent ``i``'s cloud ``(N_i, >=3)``, ego first; ``agent_positions`` ``(A, >=2)``
     the agents' sensor positions (ego first, usually the origin); ``agent_ids`` and ``is_rsu``
-    label them. Boxes are corners ``(K, 8, 3)`` in OpenCOOD's order.
+    label them. Boxes are corners ``(K, 8, 3)`` in OpenCOOD's order. ``view_range`` is the area a
+    BEV picture shows (the detection range, typically).
     """
 
     points: list = field(default_factory=list)
@@ -32,6 +33,7 @@ class Scene:
     pred_corners: np.ndarray | None = None
     pred_scores: np.ndarray | None = None
     title: str = ""
+    view_range: list | None = None    # [xmin, ymin, xmax, ymax] (or a 6-value range) to draw; None: fit
 
     def __post_init__(self):
         self.points = [self._cloud(p, i) for i, p in enumerate(self.points)]

@@ -1,0 +1,175 @@
+"""The real stages behind the engine: V2X datasets, the detector, its loss, postprocess and AP.
+
+Detections per frame follow OpenCOOD: for none / early / intermediate fusion the one output of a
+sample is decoded, thresholded, NMS-ed and range-cropped in the ego frame; for late fusion every
+agent's candidates above the score threshold are moved into the ego frame (the noisy transform
+the agent shared), pooled, NMS-ed together and range-cropped there.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from v2xdet.geometry.boxes import transform_boxes
+
+from .task import FrameResult, Task
+
+POINT_BYTES = 4 * 4   # x, y, z, intensity as float32
+BOX_BYTES = 8 * 4     # 7 box values and a score as float32
+
+
+class _BatchTargetsLoss:
+    """Adapts ``loss(output, targets)`` to the engine's ``loss(output, batch)``."""
+
+    def __init__(self, loss: nn.Module):
+        self.loss = loss
+
+    def __call__(self, output: dict, batch: dict):
+        if batch.get("targets") is None:
+            raise ValueError("the batch has no training targets (dataset built with with_targets=False)")
+        return self.loss(output, batch["targets"])
+
+
+def _numpy(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+class V2XTask(Task):
+    """``V2XTask(cfg)`` for a config from :func:`v2xdet.config.load_config`.
+
+    ``keep_points`` makes the datasets return each agent's cloud in the ego frame (pictures and
+    early-fusion byte counts need them).
+    """
+
+    def __init__(self, cfg: dict, keep_points: bool = False):
+        super().__init__(cfg)
+        self.keep_points = keep_points
+        self._post = None
+
+    # ---- building -------------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        from v2xdet.models import build_detector
+        return build_detector(self.cfg["model"])
+
+    def build_loss(self):
+        from v2xdet.losses import build_loss
+        return _BatchTargetsLoss(build_loss(self.cfg["loss"]))
+
+    def build_dataset(self, split: str, train: bool):
+        from v2xdet.data_utils.datasets import build_dataset
+        return build_dataset(self.cfg, split, train, keep_points=self.keep_points)
+
+    def collate(self, samples: list) -> dict:
+        from v2xdet.data_utils.datasets import collate
+        return collate(samples)
+
+    def new_evaluator(self):
+        from v2xdet.evaluation import EvalAccumulator
+        return EvalAccumulator()
+
+    @property
+    def postprocessor(self):
+        if self._post is None:
+            from v2xdet.postprocess import PostProcessor
+            self._post = PostProcessor.from_config(self.cfg)
+        return self._post
+
+    # ---- per frame ------------------------------------------------------------------------------
+    def detections(self, output: dict, batch: dict) -> list[FrameResult]:
+        post = self.postprocessor
+        sample_ids = batch["sample_ids"]
+        unit_sample = _numpy(batch["unit_sample_index"])
+        if batch["strategy"] == "late":
+            per_sample = self._late(output, batch, unit_sample, len(sample_ids))
+        else:
+            if len(unit_sample) != len(sample_ids):
+                raise ValueError(f"{batch['strategy']} fusion expects one detector entry per sample, got "
+                                 f"{len(unit_sample)} for {len(sample_ids)} samples")
+            per_sample = post(output)
+        results = []
+        for s, dets in enumerate(per_sample):
+            results.append(FrameResult(
+                frame_id="_".join(str(v) for v in sample_ids[s]), pred_corners=dets["corners"],
+                pred_scores=dets["scores"], gt_corners=_numpy(batch["gt_corners"][s]).astype(np.float32),
+                pred_boxes=dets["boxes"]))
+        return results
+
+    def _late(self, output: dict, batch: dict, unit_sample: np.ndarray, n_samples: int) -> list[dict]:
+        from v2xdet.postprocess import decode_predictions, select_detections
+        post = self.postprocessor
+        boxes, scores = decode_predictions(output, post.anchors, post.dir_offset)
+        to_ego = _numpy(batch["output_to_ego"]).astype(np.float64)
+        pooled_boxes = [[] for _ in range(n_samples)]
+        pooled_scores = [[] for _ in range(n_samples)]
+        for u in range(len(unit_sample)):
+            keep = scores[u] > post.score_threshold
+            b, s = _numpy(boxes[u][keep]).astype(np.float64), _numpy(scores[u][keep]).astype(np.float64)
+            pooled_boxes[unit_sample[u]].append(transform_boxes(b, to_ego[u]) if len(b) else b.reshape(0, 7))
+            pooled_scores[unit_sample[u]].append(s)
+        return [select_detections(np.concatenate(pooled_boxes[i]), np.concatenate(pooled_scores[i]),
+                                  post.score_threshold, post.nms_thresh, post.max_num, post.gt_range,
+                                  post.pre_nms_max) for i in range(n_samples)]
+
+    def comm_bytes(self, model: nn.Module, output: dict, batch: dict) -> list[dict]:
+        """Bytes each non-ego agent sends, per sample: raw points (early), boxes after its own
+        NMS (late), its feature map after compression (intermediate); nothing without fusion."""
+        strategy = batch["strategy"]
+        agent_ids = [_numpy(a).tolist() for a in batch["agent_ids"]]
+        if strategy == "none":
+            return [{} for _ in agent_ids]
+        if strategy == "intermediate":
+            h = model.grid_size[1] // model.feature_stride
+            w = model.grid_size[0] // model.feature_stride
+            size = int(model.bytes_per_agent(h, w))
+            return [{a: size for a in ids[1:]} for ids in agent_ids]
+        if strategy == "early":
+            if "points" not in batch:
+                raise ValueError("early-fusion byte counts need the agents' clouds: build the task with "
+                                 "keep_points=True")
+            return [{a: len(p) * POINT_BYTES for a, p in zip(ids[1:], clouds[1:], strict=True)}
+                    for ids, clouds in zip(agent_ids, batch["points"], strict=True)]
+        own = self.postprocessor(output)     # what each agent detects in its own frame
+        unit_sample = _numpy(batch["unit_sample_index"])
+        out = [{} for _ in agent_ids]
+        position = {}
+        for u, s in enumerate(unit_sample):
+            k = position.get(s, 0)
+            position[s] = k + 1
+            if k > 0:
+                out[s][agent_ids[s][k]] = len(own[u]["boxes"]) * BOX_BYTES
+        return out
+
+    def scenes(self, batch: dict, results: list[FrameResult]):
+        """One :class:`~v2xdet.visualization.Scene` per sample (needs ``keep_points``)."""
+        from v2xdet.visualization import Scene
+        if "points" not in batch:
+            raise ValueError("pictures need the agents' clouds: build the task with keep_points=True")
+        positions = self._agent_positions(batch)
+        view = self.cfg["postprocess"].get("gt_range") or self.cfg["preprocess"]["cav_lidar_range"]
+        scenes = []
+        for s, frame in enumerate(results):
+            ids = _numpy(batch["agent_ids"][s]).tolist()
+            scenario, timestamp, ego = batch["sample_ids"][s]
+            title = f"{scenario}  frame {timestamp}  ego {ego}  ({batch['strategy']} fusion)"
+            scenes.append(Scene(points=[_numpy(p) for p in batch["points"][s]], agent_positions=positions[s],
+                                agent_ids=ids, is_rsu=[a < 0 for a in ids], gt_corners=frame.gt_corners,
+                                pred_corners=frame.pred_corners, pred_scores=frame.pred_scores, title=title,
+                                view_range=list(view)))
+        return scenes
+
+    @staticmethod
+    def _agent_positions(batch: dict) -> list:
+        """Each sample's agent sensor positions in the ego frame, from the batch's transforms."""
+        if "agent_positions" in batch:
+            return [_numpy(p) for p in batch["agent_positions"]]
+        n = len(batch["sample_ids"])
+        if batch["strategy"] == "intermediate":
+            moved = _numpy(batch["spatial_correction"]) @ _numpy(batch["agent_to_ego"])
+            record = _numpy(batch["record_len"])
+            return [moved[s, :record[s], :3, 3] for s in range(n)]
+        if batch["strategy"] == "late":
+            to_ego = _numpy(batch["output_to_ego"])
+            unit_sample = _numpy(batch["unit_sample_index"])
+            return [to_ego[unit_sample == s, :3, 3] for s in range(n)]
+        return [None] * n
