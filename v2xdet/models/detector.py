@@ -20,7 +20,8 @@ laid out sample-major; ``P`` pillars in all; ``T`` points per pillar)::
     record_len        (B,)      int     agents per sample (all ones for single-agent models)
     agent_to_ego      (B, L, 4, 4)      cooperative only: agent frame -> ego frame, slot 0 = ego;
                                         identity where points were already projected (proj_first)
-    prior_encoding    (B, L, 3)         cooperative only: passed to the fusion (V2X-ViT: dt, velocity, type)
+    prior_encoding    (B, L, 3)         cooperative only: passed to the fusion (V2X-ViT: velocity,
+                                        time delay, infrastructure flag)
     spatial_correction (B, L, 4, 4)     cooperative only: passed to the fusion
 
 ``L`` may be larger than ``max(record_len)`` (padded to ``max_cav``); only the first
