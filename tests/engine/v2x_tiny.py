@@ -31,6 +31,7 @@ def v2x_config(split_dir, strategy: str, score_threshold: float = 0.27) -> dict:
     cfg["loss"] = {"core_method": "point_pillar_loss",
                    "args": {"cls_weight": 1.0, "reg": 2.0, "dir_weight": 0.2}}
     cfg["optimizer"] = {"core_method": "Adam", "lr": 0.002}
+    cfg["lr_scheduler"] = {"core_method": "multistep", "step_size": [10], "gamma": 0.1}
     cfg["train_params"].update(epoches=1, batch_size=2)
     return cfg
 

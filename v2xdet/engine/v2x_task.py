@@ -173,3 +173,57 @@ class V2XTask(Task):
             unit_sample = _numpy(batch["unit_sample_index"])
             return [to_ego[unit_sample == s, :3, 3] for s in range(n)]
         return [None] * n
+
+
+def inference_config(model_dir, fusion_method: str | None = None, dataset_dir=None, split: str = "validate",
+                     pose_noise=None, delay_ms: float | None = None) -> tuple[dict, str, str]:
+    """The config of a trained model, adapted for inference; returns ``(cfg, split, tag)``.
+
+    ``fusion_method`` (none | late | early | intermediate) must suit the model: a single-agent
+    model (``point_pillar``) runs none / early / late, a fusion model only intermediate.
+    ``dataset_dir`` replaces the split's folder. ``pose_noise = (std_m, std_deg)`` turns on
+    localization error (``wild_setting.loc_err``, ``xyz_std``, ``ryp_std``); ``delay_ms`` delays the
+    other agents' data by exactly that much (``async`` with ``async_overhead = delay_ms`` and no
+    transmission or backbone time); zeros turn them off. ``tag`` names these settings in output files.
+    """
+    from pathlib import Path
+
+    from v2xdet.config import load_config
+    from v2xdet.data_utils.datasets.base import SPLIT_KEYS
+    from v2xdet.models import MODEL_FUSION
+
+    from .inference import setting_tag
+    from .rundir import CONFIG_FILE
+
+    if split not in SPLIT_KEYS:
+        raise ValueError(f"split must be one of {sorted(SPLIT_KEYS)}, got {split!r}")
+    path = Path(model_dir) / CONFIG_FILE
+    base = load_config(path)
+    overrides: dict = {}
+    if fusion_method is not None:
+        core = base["model"]["core_method"]
+        allowed = ("none", "early", "late") if MODEL_FUSION.get(core) is None else ("intermediate",)
+        if fusion_method not in allowed:
+            raise ValueError(f"--fusion_method {fusion_method} does not suit model {core!r} of {path}: "
+                             f"use one of {', '.join(allowed)}")
+        overrides["fusion"] = {"core_method": fusion_method, "strategy": None}   # re-derive the strategy
+    if dataset_dir is not None:
+        if not Path(dataset_dir).is_dir():
+            raise FileNotFoundError(f"--dataset_dir {dataset_dir} is not a directory")
+        overrides[SPLIT_KEYS[split]] = str(dataset_dir)
+    wild = {}
+    if pose_noise is not None:
+        std_m, std_deg = (float(v) for v in pose_noise)
+        if std_m < 0 or std_deg < 0:
+            raise ValueError(f"--pose_noise stds must be >= 0, got {std_m} m, {std_deg} deg")
+        wild.update(loc_err=bool(std_m or std_deg), xyz_std=std_m, ryp_std=std_deg)
+    if delay_ms is not None:
+        if delay_ms < 0:
+            raise ValueError(f"--delay_ms must be >= 0, got {delay_ms}")
+        wild.update({"async": delay_ms > 0, "async_mode": "sim", "async_overhead": float(delay_ms),
+                     "data_size": 0.0, "backbone_delay": 0.0})
+    if wild:
+        overrides["wild_setting"] = wild
+    cfg = load_config(path, overrides) if overrides else base
+    changed_fusion = fusion_method if fusion_method not in (None, base["fusion"]["strategy"]) else None
+    return cfg, split, setting_tag(changed_fusion, pose_noise, delay_ms, dataset_dir)
