@@ -124,3 +124,22 @@ def test_options_from_config_validate(tmp_path):
     cfg = {"train_params": {"epoches": 2, "batch_size": 3}}
     opts = TrainOptions.from_config(cfg, num_workers=2, amp=True)
     assert (opts.epochs, opts.batch_size, opts.num_workers, opts.amp) == (2, 3, 2, True)
+
+
+def test_amp_is_ignored_on_cpu_with_a_warning(tmp_path):
+    cfg = tiny_config(epoches=1, eval_freq=0)
+    trainer = Trainer(TinyTask(cfg), tmp_path, TrainOptions.from_config(cfg, amp=True, progress=False),
+                      log_console=False)
+    assert not trainer.amp and not trainer.scaler.is_enabled()
+    trainer.fit()
+    log = (tmp_path / "train.log").read_text()
+    assert "--amp ignored: mixed precision is used only on CUDA devices" in log
+
+
+def test_diverging_loss_stops_with_a_clear_error(tmp_path):
+    cfg = tiny_config(epoches=1, eval_freq=0)
+    cfg["optimizer"]["lr"] = 1e30
+    options = TrainOptions.from_config(cfg, progress=False)
+    trainer = Trainer(TinyTask(cfg), tmp_path, options, log_console=False)
+    with pytest.raises(FloatingPointError, match=r"loss is (nan|inf) at epoch 1, step \d+ .*diverged"):
+        trainer.fit()
