@@ -5,9 +5,13 @@ The engine talks to the detection stages only through a :class:`~v2xdet.engine.t
 from .allocator import tune_allocator
 from .checkpoint import CheckpointError, atomic_save, load_checkpoint, load_state_strict
 from .distributed import DistContext, init_distributed, shutdown
+from .inference import InferenceOptions, InferenceReport, run_inference
+from .rundir import prepare_run
 from .task import FrameResult, Task
 from .trainer import Trainer, TrainOptions, TrainState
+from .v2x_task import V2XTask, inference_config
 
-__all__ = ["CheckpointError", "DistContext", "FrameResult", "Task", "TrainOptions", "TrainState", "Trainer",
-           "atomic_save", "init_distributed", "load_checkpoint", "load_state_strict", "shutdown",
-           "tune_allocator"]
+__all__ = ["CheckpointError", "DistContext", "FrameResult", "InferenceOptions", "InferenceReport", "Task",
+           "TrainOptions", "TrainState", "Trainer", "V2XTask", "atomic_save", "inference_config",
+           "init_distributed", "load_checkpoint", "load_state_strict", "prepare_run", "run_inference",
+           "shutdown", "tune_allocator"]

@@ -34,7 +34,7 @@ PRED_COLOR = "#e8112d"    # red
 LINK_COLOR = "#444444"
 POINT_ALPHA = 0.8
 # agent point colours, chosen away from the box colours
-AGENT_COLORS = ("#1f5fbf", "#f28e00", "#8e44ad", "#00a3b4", "#b8860b", "#d45fb0", "#6b6b6b", "#5c3c1e")
+AGENT_COLORS = ("#1f5fbf", "#f28e00", "#8e44ad", "#00a3b4", "#7a4a1f", "#6b6b6b", "#d45fb0", "#9a9a00")
 
 
 def agent_color(i: int) -> str:

@@ -96,8 +96,8 @@ def scene_geometries(scene: Scene, o3d) -> list[tuple[str, object, str]]:
         pos = pos * _FLIP_Y
         for i, p in enumerate(pos):
             mesh = o3d.geometry.TriangleMesh
-            marker = (mesh.create_box(1.6, 1.6, 1.6).translate(p - [0.8, 0.8, 0.0]) if scene.is_rsu[i]
-                      else mesh.create_sphere(1.0 if i else 1.4).translate(p))
+            marker = (mesh.create_box(2.4, 2.4, 2.4).translate(p - [1.2, 1.2, 0.0]) if scene.is_rsu[i]
+                      else mesh.create_sphere(1.5 if i else 2.0).translate(p))
             marker.paint_uniform_color(_rgb(AGENT_COLORS[i % len(AGENT_COLORS)]))
             marker.compute_vertex_normals()
             geoms.append((f"agent_{i}", marker, "mesh"))
