@@ -1,0 +1,206 @@
+"""Benchmark the fusion modules at V2X-ViT's full fusion input (256 x 48 x 176, 3 layers).
+
+Prints, per method and agent count: best-of-N inference latency (torch.no_grad, ``--threads``
+threads), parameter count, FLOPs (``torch.utils.flop_counter.FlopCounterMode``, with the CPU
+flash-attention kernel of ``scaled_dot_product_attention`` registered so attention is counted),
+the arithmetic floor = FLOPs / this machine's fp32 matmul rate measured in the same run
+(2048 x 2048 products), and latency / floor. A second table times the MSwin block alone with and
+without the deformable branch. ``--malloc`` reruns one case in subprocesses under different glibc
+allocator / transparent-huge-page settings.
+
+    .venv/bin/python tools/bench_fusion.py                      # all methods, 1/2/5 agents
+    .venv/bin/python tools/bench_fusion.py --methods v2xvit --agents 5 --malloc
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+from v2xdet.models.fusion import FUSIONS
+from v2xdet.models.fusion.mswin import MSwin
+from v2xdet.models.fusion.tokens import WindowOrder
+
+H, W, C = 48, 176, 256
+ENCODER = {
+    "num_blocks": 1,
+    "depth": 3,
+    "use_roi_mask": True,
+    "use_RTE": True,
+    "RTE_ratio": 2,
+    "sttf": {"voxel_size": [0.4, 0.4, 4], "downsample_rate": 4},
+    "cav_att_config": {"dim": C, "use_hetero": True, "use_RTE": True, "RTE_ratio": 2, "heads": 8,
+                       "dim_head": 32, "dropout": 0.3},
+    "pwindow_att_config": {"dim": C, "heads": [16, 8, 4], "dim_head": [16, 32, 64], "dropout": 0.3,
+                           "window_size": [4, 8, 16], "relative_pos_embedding": True,
+                           "fusion_method": "split_attn"},
+    "feed_forward": {"mlp_dim": 256, "dropout": 0.3},
+}
+DEFORM = {"enabled": True, "heads": 4, "dim_head": 32, "stride": 4, "offset_range_factor": 2.0,
+          "offset_kernel": 5, "sample_from": "all", "use_pe": True}
+ALLOCATOR_SETTINGS = {
+    "default": {},
+    "mmap_thr=32M,trim=1G": {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30)},
+    "THP_MEM_ALLOC_ENABLE=1": {"THP_MEM_ALLOC_ENABLE": "1"},
+    "both": {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30),
+             "THP_MEM_ALLOC_ENABLE": "1"},
+}
+
+
+def _cpu_flash_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+FLOP_MAPPING = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_flops}
+
+
+def method_args(name: str, deform: dict | None = None) -> dict:
+    if name in ("max", "att"):
+        return {}
+    enc = copy.deepcopy(ENCODER)
+    if name == "mswin_deform":
+        enc["pwindow_att_config"]["deform"] = dict(DEFORM, **(deform or {}))
+    return {"encoder": enc}
+
+
+def make_inputs(n_agents: int, seed: int = 0):
+    """Random maps, all agents real, delays 0..2 steps, one RSU, a small spatial correction."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, n_agents, C, H, W, generator=g)
+    mask = torch.ones(1, n_agents, dtype=torch.bool)
+    prior = torch.zeros(1, n_agents, 3)
+    prior[0, :, 1] = torch.arange(n_agents) % 3
+    if n_agents > 2:
+        prior[0, -1, 2] = 1.0  # an RSU
+    corr = torch.eye(4).repeat(1, n_agents, 1, 1)
+    for i in range(1, n_agents):
+        a = math.radians(0.2 * i)
+        corr[0, i, :2, :2] = torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+        corr[0, i, :2, 3] = torch.tensor([0.2 * i, -0.1 * i])
+    return x, mask, {"prior_encoding": prior, "spatial_correction": corr}
+
+
+def best_time(fn, repeat: int) -> float:
+    fn()
+    best = math.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def matmul_rate(repeat: int = 5, n: int = 2048, iters: int = 4) -> float:
+    """Best fp32 GEMM rate (FLOP/s) of this machine with the current thread count."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+
+    def run():
+        for _ in range(iters):
+            torch.mm(a, b)
+    return 2 * n**3 * iters / best_time(run, repeat)
+
+
+def count_flops(fn) -> int:
+    with FlopCounterMode(display=False, custom_mapping=FLOP_MAPPING) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def bench_method(name: str, n_agents: int, repeat: int, deform: dict | None = None) -> dict:
+    torch.manual_seed(0)
+    model = FUSIONS[name](method_args(name, deform), C).eval()
+    x, mask, meta = make_inputs(n_agents)
+    with torch.no_grad():
+        seconds = best_time(lambda: model(x, mask, meta), repeat)
+        flops = count_flops(lambda: model(x, mask, meta))
+    return {"method": name, "agents": n_agents, "seconds": seconds, "flops": flops,
+            "params": sum(p.numel() for p in model.parameters())}
+
+
+def bench_mswin(n_agents: int, repeat: int, deform: dict | None) -> dict:
+    """One MSwin block (V2X-ViT's windows, optionally the deformable branch) on n agents' maps."""
+    from v2xdet.models.fusion.v2xvit import MSwinDeformFusion, V2XViTFusion
+    torch.manual_seed(0)
+    cls = MSwinDeformFusion if deform else V2XViTFusion
+    model = cls(method_args("mswin_deform" if deform else "v2xvit", deform), C).eval()
+    mswin: MSwin = model.blocks[0].mswin
+    order = WindowOrder(H, W, model.window_sizes)
+    x = torch.randn(n_agents, H * W, C)
+    y = torch.nn.functional.layer_norm(x, (C,))
+    sources = None
+    if deform and deform.get("sample_from", DEFORM["sample_from"]) == "all":
+        from v2xdet.models.fusion.mswin import DeformSources
+        sources = DeformSources(y, torch.arange(n_agents).repeat(n_agents, 1), None, True)
+    with torch.no_grad():
+        seconds = best_time(lambda: mswin(x, y, order, sources), repeat)
+        flops = count_flops(lambda: mswin(x, y, order, sources))
+    return {"seconds": seconds, "flops": flops}
+
+
+def allocator_table(method: str, n_agents: int, repeat: int, threads: int) -> None:
+    print(f"\nAllocator settings, {method} with {n_agents} agents (best of {repeat}, {threads} threads):")
+    print(f"{'setting':<26}{'latency s':>11}{'vs default':>12}")
+    base = None
+    for label, env in ALLOCATOR_SETTINGS.items():
+        cmd = [sys.executable, __file__, "--methods", method, "--agents", str(n_agents), "--repeat",
+               str(repeat), "--threads", str(threads), "--json"]
+        out = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, check=True)
+        seconds = json.loads(out.stdout.strip().splitlines()[-1])[0]["seconds"]
+        base = base or seconds
+        print(f"{label:<26}{seconds:>11.3f}{seconds / base:>12.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", nargs="+", default=list(FUSIONS), choices=list(FUSIONS))
+    parser.add_argument("--agents", nargs="+", type=int, default=[1, 2, 5])
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per case (the best is kept)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--deform", type=json.loads, default=None,
+                        help='overrides of the deform block, e.g. \'{"stride": 8, "sample_from": "own"}\'')
+    parser.add_argument("--mswin", action="store_true", help="also time the MSwin block with/without deform")
+    parser.add_argument("--malloc", action="store_true",
+                        help="compare allocator settings (first method and agent count)")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON only")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    rate = matmul_rate()
+    rows = [bench_method(m, n, args.repeat, args.deform) for m in args.methods for n in args.agents]
+    rate = max(rate, matmul_rate())  # measured before and after; the machine may be shared
+    if args.json:
+        print(json.dumps(rows))
+        return
+    print(f"fp32 matmul rate: {rate / 1e9:.1f} GFLOP/s ({args.threads} threads); fusion input "
+          f"{C} x {H} x {W}; best of {args.repeat}")
+    print(f"{'method':<14}{'agents':>7}{'latency s':>11}{'params M':>10}{'GFLOP':>9}{'floor s':>9}"
+          f"{'x floor':>9}{'GFLOP/s':>9}")
+    for r in rows:
+        floor = r["flops"] / rate
+        print(f"{r['method']:<14}{r['agents']:>7}{r['seconds']:>11.3f}{r['params'] / 1e6:>10.2f}"
+              f"{r['flops'] / 1e9:>9.1f}{floor:>9.3f}{r['seconds'] / max(floor, 1e-9):>9.2f}"
+              f"{r['flops'] / 1e9 / r['seconds']:>9.1f}")
+    if args.mswin:
+        print("\nMSwin block alone (one layer):")
+        print(f"{'agents':>7}{'windows s':>11}{'+deform s':>11}{'added':>8}{'GFLOP w':>9}{'GFLOP w+d':>11}")
+        for n in args.agents:
+            plain = bench_mswin(n, args.repeat, None)
+            deform = bench_mswin(n, args.repeat, dict(DEFORM, **(args.deform or {})))
+            print(f"{n:>7}{plain['seconds']:>11.3f}{deform['seconds']:>11.3f}"
+                  f"{deform['seconds'] / plain['seconds'] - 1:>8.0%}{plain['flops'] / 1e9:>9.1f}"
+                  f"{deform['flops'] / 1e9:>11.1f}")
+    if args.malloc:
+        allocator_table(args.methods[0], args.agents[0], args.repeat, args.threads)
+
+
+if __name__ == "__main__":
+    main()
