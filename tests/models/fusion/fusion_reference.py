@@ -161,6 +161,6 @@ def reference_v2xvit(model, x: torch.Tensor, mask: torch.Tensor, meta: dict) -> 
         t = reference_hmsa(block.att, block.att_norm(t), types, com_mask) + t
         t = reference_mswin(block.mswin, block.win_norm(t), mask) + t
         if (i + 1) % model.num_blocks == 0:
-            dd = (i + 1) // model.num_blocks - 1
-            t = model.ffns[dd](model.ffn_norms[dd](t)) + t
+            ffn = model.ffns[(i + 1) // model.num_blocks - 1]
+            t = ffn.fc2(F.gelu(ffn.fc1(ffn.norm(t)))) + t
     return t[:, 0].permute(0, 3, 1, 2)

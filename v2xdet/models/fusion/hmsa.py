@@ -38,14 +38,29 @@ def _linear_init(weight: torch.Tensor, bias: torch.Tensor | None, fan_in: int) -
 
 
 def typed_linear(
-    x: torch.Tensor, types: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+    x: torch.Tensor,
+    types: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    residual: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-agent affine map chosen by node type: ``x`` (N, T, Cin), ``types`` (N,),
-    ``weight`` (num_types, Cin, Cout), ``bias`` (num_types, Cout) -> (N, T, Cout)."""
-    if bool((types == types[0]).all()):
+    ``weight`` (num_types, Cin, Cout), ``bias`` (num_types, Cout) -> (N, T, Cout), plus
+    ``residual`` (N, T, Cout) when given (accumulated by the GEMM itself, no extra pass)."""
+    n, tok, cin = x.shape
+    uniform = bool((types == types[0]).all())
+    if uniform:
         t = int(types[0])
-        return torch.addmm(bias[t], x.reshape(-1, x.shape[-1]), weight[t]).view(x.shape[0], x.shape[1], -1)
-    return torch.baddbmm(bias.index_select(0, types).unsqueeze(1), x, weight.index_select(0, types))
+        if residual is None:
+            return torch.addmm(bias[t], x.reshape(-1, cin), weight[t]).view(n, tok, -1)
+        acc = residual + bias[t]
+        acc.view(n * tok, -1).addmm_(x.reshape(-1, cin), weight[t])
+        return acc
+    b = bias.index_select(0, types).unsqueeze(1)
+    w = weight.index_select(0, types)
+    if residual is None:
+        return torch.baddbmm(b, x, w)
+    return (residual + b).baddbmm_(x, w)
 
 
 def agent_rows(t: torch.Tensor, heads: int, width: int, offset: int) -> torch.Tensor:
@@ -81,45 +96,38 @@ class AgentAttention(nn.Module):
             nn.init.xavier_uniform_(self.relation_msg)
         self.dropout = nn.Dropout(dropout)
 
-    def folded_weights(self, q_types: list[int]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Per-type projection weights with the relations folded in, for the query types present.
+    def folded_weights(self, key_types: list[int]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Per-type projection weights with the relations folded in, for the key types present.
 
-        Returns ``{"q", "k", "v", "out"}`` -> (weight (types, Cin, Cout), bias (types, Cout)); q/k/v
-        outputs are laid out (head, slot, d) with one slot per query type; ``out`` reads (head, slot, d).
+        Returns ``{"q", "k", "v", "out"}`` -> (weight (types, Cin, Cout), bias (types, Cout)). The query of
+        an agent of type t holds, per head, one slot per key type tau: ``q W_att[2t + tau] / sqrt(d)``;
+        keys and values are the plain projections; the output projection of type t reads the slots
+        (the per-key-type partial messages) through ``W_msg[2t + tau] W_out[t]``.
         """
         h, d, inner = self.heads, self.dim_head, self.inner
-        n_types = self.qkv_weight.shape[0]
-        c = self.qkv_weight.shape[1]
+        n_types, c = self.qkv_weight.shape[:2]
         bias = self.qkv_bias if self.qkv_bias is not None else self.qkv_weight.new_zeros(n_types, 3 * inner)
         wq, wk, wv = (w.reshape(n_types, c, h, d) for w in self.qkv_weight.split(inner, dim=-1))
-        bq, bk, bv = (b.reshape(n_types, 1, h, d) for b in bias.split(inner, dim=-1))
-        n_slots = len(q_types)
-        slot = torch.zeros(n_types, n_slots, dtype=wq.dtype, device=wq.device)
-        for i, tau in enumerate(q_types):
-            slot[tau, i] = 1.0  # a query (and its output) uses the slot of its own type
+        bq, bk, bv = bias.split(inner, dim=-1)
         scale = d ** -0.5
-        q_w = torch.einsum("tchd,ts->tchsd", wq * scale, slot)
-        q_b = torch.einsum("tchd,ts->tchsd", bq * scale, slot)
+        out_w = self.out_weight.reshape(n_types, h, d, -1)
         if self.hetero:
             types = torch.arange(n_types, device=wq.device)
-            # relation index per (key type t, query slot s): 2 * tau_s + t
-            rel = torch.tensor(q_types, device=wq.device)[None, :] * n_types + types[:, None]  # (type, slot)
+            # relation index per (agent type t, key-type slot s): 2 * t + tau_s
+            rel = types[:, None] * n_types + torch.tensor(key_types, device=wq.device)[None, :]
             r_att, r_msg = self.relation_att[rel], self.relation_msg[rel]  # (types, slots, h, d, d)
-            k_w = torch.einsum("tchd,tshed->tchse", wk, r_att)  # k @ W_att^T
-            k_b = torch.einsum("tchd,tshed->tchse", bk, r_att)
-            v_w = torch.einsum("tchd,tshde->tchse", wv, r_msg)  # v @ W_msg
-            v_b = torch.einsum("tchd,tshde->tchse", bv, r_msg)
+            q_w = torch.einsum("tchd,tshde->tchse", wq * scale, r_att)
+            q_b = torch.einsum("thd,tshde->thse", bq.reshape(n_types, h, d) * scale, r_att)
+            out_w = torch.einsum("tshde,thec->thsdc", r_msg, out_w)
         else:
-            k_w, k_b = wk.unsqueeze(3), bk.unsqueeze(3)
-            v_w, v_b = wv.unsqueeze(3), bv.unsqueeze(3)
-        out_w = torch.einsum("thdc,ts->thsdc", self.out_weight.reshape(n_types, h, d, -1), slot)
-        flat = {
+            q_w, q_b = (wq * scale).unsqueeze(3), (bq.reshape(n_types, h, d) * scale).unsqueeze(2)
+            out_w = out_w.unsqueeze(2)
+        return {
             "q": (q_w.reshape(n_types, c, -1), q_b.reshape(n_types, -1)),
-            "k": (k_w.reshape(n_types, c, -1), k_b.reshape(n_types, -1)),
-            "v": (v_w.reshape(n_types, c, -1), v_b.reshape(n_types, -1)),
-            "out": (out_w.reshape(n_types, h * n_slots * d, -1), self.out_bias),
+            "k": (wk.reshape(n_types, c, -1), bk),
+            "v": (wv.reshape(n_types, c, -1), bv),
+            "out": (out_w.reshape(n_types, -1, out_w.shape[-1]), self.out_bias),
         }
-        return flat
 
     @staticmethod
     def _interleave(parts: list[tuple[torch.Tensor, torch.Tensor]], heads: int):
@@ -144,26 +152,34 @@ class AgentAttention(nn.Module):
         h, d = self.heads, self.dim_head
         if not self.hetero:
             types = torch.zeros_like(types)
-        q_types_t = types if query_index is None else types.index_select(0, query_index)
-        present = [int(t) for t in torch.unique(q_types_t)]
-        w = self.folded_weights(present)
-        width = len(present) * d
-        if query_index is None:
+        q_types = types if query_index is None else types.index_select(0, query_index)
+        key_types = [int(t) for t in torch.unique(types)]
+        slots = len(key_types)
+        w = self.folded_weights(key_types)
+        if query_index is None:  # one GEMM, columns (head, [q slots, k, v], d)
             weight, bias = self._interleave([w["q"], w["k"], w["v"]], h)
-            qkv = typed_linear(y, types, weight, bias)
-            q_rows = agent_rows(qkv, h, width, 0)
-            k_rows, v_rows = agent_rows(qkv, h, width, width), agent_rows(qkv, h, width, 2 * width)
+            q = kv = typed_linear(y, types, weight, bias)
+            k_off = slots * d
         else:
-            q = typed_linear(y.index_select(0, query_index), q_types_t, *w["q"])
+            q = typed_linear(y.index_select(0, query_index), q_types, *w["q"])
             weight, bias = self._interleave([w["k"], w["v"]], h)
             kv = typed_linear(y, types, weight, bias)
-            q_rows = agent_rows(q, h, width, 0)
-            k_rows, v_rows = agent_rows(kv, h, width, 0), agent_rows(kv, h, width, width)
-        nq = q_rows.shape[1]
-        scores = torch.bmm(q_rows, k_rows.transpose(1, 2))  # (T*h, Nq, N); scale is in W_q
+            k_off = 0
+        k_rows, v_rows = agent_rows(kv, h, d, k_off), agent_rows(kv, h, d, k_off + d)
+        # logits per key-type slot; each key reads the slot of its own type (scale is in W_q)
+        scores = [torch.bmm(agent_rows(q, h, d, s * d), k_rows.transpose(1, 2)) for s in range(slots)]
+        nq = scores[0].shape[1]
+        if slots > 1:
+            scores = torch.where(types == key_types[1], scores[1], scores[0])
+        else:
+            scores = scores[0]
         if pixel_bias is not None:
             scores.view(tok, h, nq, n).add_(pixel_bias)
         attn = scores.softmax(dim=-1)
-        out = torch.bmm(attn, v_rows).view(tok, h, nq, width).permute(2, 0, 1, 3).reshape(nq, tok, h * width)
-        proj = typed_linear(out, q_types_t, *w["out"])
-        return x_q + self.dropout(proj)
+        if slots > 1:  # partial messages per key type, read by the type-folded output projection
+            by_type = torch.stack([(types == t).to(attn.dtype) for t in key_types])  # (slots, N)
+            attn = (attn.unsqueeze(1) * by_type[:, None, :]).reshape(tok * h, slots * nq, n)
+        out = torch.bmm(attn, v_rows).view(tok, h, slots, nq, d).permute(3, 0, 1, 2, 4).reshape(nq, tok, -1)
+        if self.training and self.dropout.p > 0:
+            return x_q + self.dropout(typed_linear(out, q_types, *w["out"]))
+        return typed_linear(out, q_types, *w["out"], residual=x_q)

@@ -138,5 +138,5 @@ class MSwin(nn.Module):
         drop = self.training and self.dropout.p > 0
         acc = bias.expand_as(x).clone() if drop else x + bias
         for k, (o, lin) in enumerate(zip(outs, heads_out, strict=True)):
-            acc = torch.baddbmm(acc, o, lin.weight.t()[None] * weights[:, k, None, :])
+            acc.baddbmm_(o, lin.weight.t()[None] * weights[:, k, None, :])
         return x + self.dropout(acc) if drop else acc

@@ -22,6 +22,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from v2xdet.models.fusion.agents import AgentLayout
@@ -99,15 +100,21 @@ class DelayEncoding(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """V2X-ViT's FFN: Linear, GELU, Dropout, Linear, Dropout."""
+    """V2X-ViT's pre-normalised FFN block: ``x + Dropout(Linear(Dropout(GELU(Linear(LN(x))))))``."""
 
     def __init__(self, dim: int, hidden: int, dropout: float):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout),
-                                 nn.Linear(hidden, dim), nn.Dropout(dropout))
+        self.norm = nn.LayerNorm(dim)
+        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        h = self.dropout(F.gelu(self.fc1(self.norm(x))))
+        if self.training and self.dropout.p > 0:
+            return x + self.dropout(self.fc2(h))
+        acc = x + self.fc2.bias  # the residual is accumulated by the GEMM
+        acc.view(-1, acc.shape[-1]).addmm_(h.reshape(-1, h.shape[-1]), self.fc2.weight.t())
+        return acc
 
 
 class FusionBlock(nn.Module):
@@ -156,7 +163,7 @@ class V2XViTFusion(nn.Module):
         window_sizes = win.int_list("window_size")
         self.window_sizes = window_sizes
         grid = tuple(grid_size) if grid_size is not None else DEFAULT_GRID_SIZE
-        blocks, ffns, ffn_norms = [], [], []
+        blocks, ffns = [], []
         for _ in range(self.depth):
             for _ in range(self.num_blocks):
                 deform = DeformableBranch(dim, table_size=grid, **deform_cfg) if deform_cfg else None
@@ -168,10 +175,8 @@ class V2XViTFusion(nn.Module):
                           win.get("relative_pos_embedding", bool), win.get("dropout", float),
                           win.get("fusion_method", str), deform),
                 ))
-            ffn_norms.append(nn.LayerNorm(dim))
             ffns.append(FeedForward(dim, ffn.get("mlp_dim", int), ffn.get("dropout", float)))
         self.blocks = nn.ModuleList(blocks)
-        self.ffn_norms = nn.ModuleList(ffn_norms)
         self.ffns = nn.ModuleList(ffns)
         self.sample_all = bool(deform_cfg) and deform_cfg["sample_from"] == "all"
         self._orders: dict[tuple[int, int], WindowOrder] = {}
@@ -284,8 +289,7 @@ class V2XViTFusion(nn.Module):
                     tokens, y = tokens.index_select(0, layout.ego), y.index_select(0, layout.ego)
             tokens = block.mswin(tokens, y, order, sources)
             if (i + 1) % self.num_blocks == 0:
-                d = (i + 1) // self.num_blocks - 1
-                tokens = tokens + self.ffns[d](self.ffn_norms[d](tokens))
+                tokens = self.ffns[(i + 1) // self.num_blocks - 1](tokens)
         return order.to_map(tokens)
 
 
