@@ -106,6 +106,13 @@ def test_bad_frames_are_skipped_counted_and_named(tmp_path):
     assert "epoch 1: 2 frame(s) failed to load and were skipped" in log
 
 
+def test_skipped_frame_count_survives_a_resume(tmp_path):
+    with pytest.raises(Crash):
+        _train(tmp_path, crash_at=10, bad=(3, 17), epoches=2, eval_freq=0, save_every_steps=3)
+    _, state = _train(tmp_path, bad=(3, 17), epoches=2, eval_freq=0, save_every_steps=3)
+    assert state.skipped_frames == 4 and state.skipped_in_epoch == 0
+
+
 @pytest.mark.parametrize("num_workers", [0, 1])
 def test_strict_stops_at_first_bad_frame(tmp_path, num_workers):
     cfg = tiny_config(eval_freq=0, num_workers=num_workers)

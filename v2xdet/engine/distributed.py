@@ -64,13 +64,13 @@ def barrier(ctx: DistContext) -> None:
         dist.barrier()
 
 
-def all_ranks_true(ctx: DistContext, flag: bool) -> bool:
-    """True when ``flag`` holds on every rank (a collective: every rank must call it)."""
+def sum_over_ranks(ctx: DistContext, values: list[float]) -> list[float]:
+    """Element-wise sum of ``values`` over all ranks (a collective: every rank must call it)."""
     if not ctx.distributed:
-        return flag
-    t = torch.tensor([1 if flag else 0], device=ctx.device)
-    dist.all_reduce(t, op=dist.ReduceOp.MIN)
-    return bool(t.item())
+        return [float(v) for v in values]
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=ctx.device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.tolist()
 
 
 def gather_to_main(ctx: DistContext, obj) -> list:

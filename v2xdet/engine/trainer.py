@@ -37,7 +37,7 @@ from .checkpoint import (
     model_state,
 )
 from .data import FailedFrame, ResumableSampler, SeededSamples, make_loader
-from .distributed import DistContext, all_ranks_true, barrier, gather_to_main
+from .distributed import DistContext, barrier, gather_to_main, sum_over_ranks
 from .optim import build_optimizer, build_scheduler
 from .rng import get_rng_state, rank_seed, seed_everything, set_rng_state
 from .runlog import RunLog
@@ -110,7 +110,8 @@ class TrainState:
     batch_in_epoch: int = 0    # loader batches consumed in the current epoch
     best_metric: float = -math.inf
     best_epoch: int = -1
-    skipped_frames: int = 0    # frames that failed to load, whole run
+    skipped_frames: int = 0    # frames that failed to load (all ranks), whole run
+    skipped_in_epoch: int = 0  # the same, current epoch
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -245,7 +246,10 @@ class Trainer:
             for bad in loaded.failed:
                 self.log.warning(f"skipped {bad.name} (index {bad.index}): {bad.error}")
             failed.extend(loaded.failed)
-            if not all_ranks_true(self.ctx, loaded.batch is not None):
+            empty, n_failed = sum_over_ranks(self.ctx, [loaded.batch is None, len(loaded.failed)])
+            state.skipped_frames += int(n_failed)
+            state.skipped_in_epoch += int(n_failed)
+            if empty:                 # a rank has no frame left in this batch: every rank skips it
                 bar.update(1)
                 continue
             total, terms = self._step(self.task.to_device(loaded.batch, self.device))
@@ -284,12 +288,12 @@ class Trainer:
 
     def _end_epoch(self, failed: list[FailedFrame]) -> None:
         state, opts = self.state, self.options
-        counts = gather_to_main(self.ctx, len(failed))
-        state.skipped_frames += sum(counts)
-        if sum(counts):
+        if state.skipped_in_epoch:
             names = ", ".join(f.name for f in failed[:10]) + (" ..." if len(failed) > 10 else "")
-            self.log.warning(f"epoch {state.epoch + 1}: {sum(counts)} frame(s) failed to load and were "
-                             f"skipped (this process: {names}); --strict stops at the first one")
+            self.log.warning(f"epoch {state.epoch + 1}: {state.skipped_in_epoch} frame(s) failed to load and "
+                             f"were skipped (this process: {names or 'before the resume'}); --strict stops "
+                             "at the first one")
+        state.skipped_in_epoch = 0
         if not self.scheduler_per_step:
             self.scheduler.step()
         state.epoch += 1
