@@ -5,6 +5,7 @@ right), so y is drawn downwards: the picture shows the scene as seen from above,
 """
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def render_frame(scenario: Scenario, record: FrameRecord, path: str | os.PathLik
                 color=agent_color(i), markeredgecolor="black", zorder=4)
         kind = "RSU" if a.is_rsu else ("ego CAV" if i == 0 else "CAV")
         handles.append(Line2D([], [], color=agent_color(i), marker="o", ls="",
-                              label=f"{kind} {a.agent_id} points"))
+                              label=f"{kind} {a.agent_id}: {len(a.sweep.points):,} points"))
     fleet = scenario.traffic.fleet
     labelled = np.unique(np.concatenate([a.labels for a in record.agents]))
     if labelled.size:
@@ -86,10 +87,9 @@ def render_frame(scenario: Scenario, record: FrameRecord, path: str | os.PathLik
                                          linestyles="--", zorder=2))
         handles.append(Patch(facecolor="none", edgecolor="#9a9a9a", ls="--", label="unlabelled vehicles"))
     ax.legend(handles=handles, loc="upper right", fontsize=9, framealpha=0.9)
-    ax.set_title(f"simulated V2X frame {record.timestamp:06d}: {len(record.agents)} agents, "
-                 f"points in the ego LiDAR frame")
+    ax.set_title(f"simulated V2X frame {record.timestamp:06d}: every agent's points and the labels "
+                 f"in the ego LiDAR frame (seen from above)")
     canvas.draw()
-    import io
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return atomic_write_bytes(path, buf.getvalue())

@@ -139,9 +139,13 @@ class Scenario:
         ego = int(rng.choice(near)) if near.size else int(candidates[np.argmin(centre_dist)])
         n_cavs = int(rng.integers(spec.cavs[0], spec.cavs[1] + 1))
         d = np.linalg.norm(xy - xy[ego], axis=1)
-        others = candidates[(candidates != ego) & (d[candidates] >= spec.cav_spacing[0])
-                            & (d[candidates] <= spec.cav_spacing[1])]
-        chosen = [ego] + [int(i) for i in rng.permutation(others)[:n_cavs - 1]]
+        ok = (candidates != ego) & (d[candidates] >= spec.cav_spacing[0])
+        within = rng.permutation(candidates[ok & (d[candidates] <= spec.cav_spacing[1])])
+        # not enough in the spacing range: the nearest ones beyond it, up to 1.5 x the range
+        far = spec.cav_spacing[1]
+        beyond = candidates[ok & (d[candidates] > far) & (d[candidates] <= 1.5 * far)]
+        beyond = beyond[np.argsort(d[beyond])]
+        chosen = [ego] + [int(i) for i in np.concatenate([within, beyond])[:n_cavs - 1]]
         agents = [Agent(int(fleet.ids[v]), False, vehicle=v) for v in chosen]
         n_rsus = int(rng.integers(spec.rsus[0], spec.rsus[1] + 1))
         sites = self.town.rsu_sites
@@ -213,12 +217,16 @@ class Scenario:
             records = []
             for a, lp, sw in zip(self.agents, lidar_poses, sweeps, strict=True):
                 if not a.is_rsu:   # nothing inside the own box (noise may push a ground point in)
-                    own = inside_boxes(sw.points, lp, poses[[a.vehicle]], sizes[[a.vehicle]], 0.0)[:, 0]
-                    sw = Sweep(sw.points[~own], sw.vehicle[~own])
+                    near = np.flatnonzero(np.abs(sw.points[:, :2]).max(axis=1) < 5.0)   # 0.5 m + l/2
+                    box = inside_boxes(sw.points[near], lp, poses[[a.vehicle]], sizes[[a.vehicle]], 0.0)
+                    own = near[box[:, 0]]
+                    keep = np.ones(len(sw.points), bool)
+                    keep[own] = False
+                    sw = Sweep(sw.points[keep], sw.vehicle[keep])
                 # a vehicle counts as hit by points inside its label box (1 mm margin)
                 on = np.flatnonzero(sw.vehicle >= 0)
                 v = sw.vehicle[on]
-                inside = inside_boxes(sw.points[on], lp, poses[v], sizes[v], 1e-3, pairwise=True)
+                inside = inside_boxes(sw.points[on], lp, poses, sizes, 1e-3, which=v)
                 vehicle = sw.vehicle.copy()
                 vehicle[on[~inside]] = -1
                 sw = Sweep(sw.points, vehicle)
@@ -237,21 +245,22 @@ class Scenario:
 
 
 def inside_boxes(points: np.ndarray, lidar_pose: np.ndarray, poses: np.ndarray, sizes: np.ndarray,
-                 margin: float, pairwise: bool = False) -> np.ndarray:
-    """Which sensor-frame points lie inside vehicle boxes (pose at the ground centre, size l, w, h),
-    at least ``margin`` inside every face. ``(P, K)`` for all pairs, or ``(P,)`` point i vs box i
-    with ``pairwise``."""
+                 margin: float, which: np.ndarray | None = None) -> np.ndarray:
+    """Which sensor-frame points lie inside vehicle boxes (poses (K, 6) at the ground centre,
+    sizes (K, 3) l, w, h), at least ``margin`` inside every face: ``(P, K)`` for all pairs, or
+    ``(P,)`` for point i against box ``which[i]``."""
     m = x_to_world(lidar_pose)
     p = points[:, :3].astype(np.float64)
     # broadcasting, not BLAS: BLAS threads stall on a busy machine
     world = p[:, :1] * m[:3, 0] + p[:, 1:2] * m[:3, 1] + p[:, 2:3] * m[:3, 2] + m[:3, 3]
-    inv = np.linalg.inv(x_to_world(poses))                     # (K, 4, 4)
-    if pairwise:
-        local = np.einsum("pij,pj->pi", inv[:, :3, :3], world) + inv[:, :3, 3]
-        half = sizes[:, :2] / 2
-        return (np.all(np.abs(local[:, :2]) <= half - margin, axis=1)
-                & (local[:, 2] >= margin) & (local[:, 2] <= sizes[:, 2] - margin))
-    local = np.einsum("kij,pj->pki", inv[:, :3, :3], world) + inv[None, :, :3, 3]
-    half = sizes[None, :, :2] / 2
-    return (np.all(np.abs(local[..., :2]) <= half - margin, axis=-1)
+    box = x_to_world(poses)                                        # rigid: inverse is (R^T, -R^T t)
+    rot_t = np.swapaxes(box[:, :3, :3], 1, 2)
+    shift = -np.einsum("kij,kj->ki", rot_t, box[:, :3, 3])
+    if which is not None:
+        local = np.einsum("pij,pj->pi", rot_t[which], world) + shift[which]
+        size = sizes[which]
+        return (np.all(np.abs(local[:, :2]) <= size[:, :2] / 2 - margin, axis=1)
+                & (local[:, 2] >= margin) & (local[:, 2] <= size[:, 2] - margin))
+    local = np.einsum("kij,pj->pki", rot_t, world) + shift[None]
+    return (np.all(np.abs(local[..., :2]) <= sizes[None, :, :2] / 2 - margin, axis=-1)
             & (local[..., 2] >= margin) & (local[..., 2] <= sizes[None, :, 2] - margin))
