@@ -78,7 +78,11 @@ def _captured_native_stderr():
 
 
 def scene_geometries(scene: Scene, o3d) -> list[tuple[str, object, str]]:
-    """``(name, geometry, kind)`` for the clouds, boxes, agents and links; kind is points|lines|mesh."""
+    """``(name, geometry, kind)`` for the clouds, boxes, agents and links; kind is points|mesh.
+
+    Box edges, headings and links are thin tubes rather than GL lines, which most drivers draw one
+    pixel wide whatever width is asked for.
+    """
     geoms = []
     for i, pts in enumerate(scene.points):
         if len(pts):
@@ -86,10 +90,11 @@ def scene_geometries(scene: Scene, o3d) -> list[tuple[str, object, str]]:
             cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz))
             cloud.paint_uniform_color(_rgb(AGENT_COLORS[i % len(AGENT_COLORS)]))
             geoms.append((f"points_{i}", cloud, "points"))
-    for name, corners, color in (("gt", scene.gt_corners, GT_COLOR),
-                                 ("pred", scene.pred_corners, PRED_COLOR)):
+    for name, corners, color, radius in (("gt", scene.gt_corners, GT_COLOR, 0.07),
+                                         ("pred", scene.pred_corners, PRED_COLOR, 0.09)):
         if len(corners):
-            geoms.append((f"boxes_{name}", _box_lines(corners, color, o3d), "lines"))
+            starts, ends = box_edges(corners * _FLIP_Y)
+            geoms.append((f"boxes_{name}", tubes(starts, ends, radius, _rgb(color), o3d), "mesh"))
     if scene.agent_positions is not None and len(scene.agent_positions):
         pos = np.zeros((len(scene.agent_positions), 3))
         pos[:, :scene.agent_positions.shape[1]] = scene.agent_positions[:, :3]
@@ -102,26 +107,49 @@ def scene_geometries(scene: Scene, o3d) -> list[tuple[str, object, str]]:
             marker.compute_vertex_normals()
             geoms.append((f"agent_{i}", marker, "mesh"))
         if len(pos) > 1:
-            links = o3d.geometry.LineSet(o3d.utility.Vector3dVector(pos + [0, 0, 2.0]),
-                                         o3d.utility.Vector2iVector([[0, j] for j in range(1, len(pos))]))
-            links.paint_uniform_color(_rgb(LINK_COLOR))
-            geoms.append(("links", links, "lines"))
+            lift = np.array([0.0, 0.0, 2.0])
+            links = tubes(np.repeat(pos[:1] + lift, len(pos) - 1, axis=0), pos[1:] + lift, 0.08,
+                          _rgb(LINK_COLOR), o3d)
+            geoms.append(("links", links, "mesh"))
     return geoms
 
 
-def _box_lines(corners: np.ndarray, color: str, o3d):
-    n = len(corners)
-    verts = corners.reshape(-1, 3) * _FLIP_Y
-    edges = (BOX_EDGES[None] + 8 * np.arange(n)[:, None, None]).reshape(-1, 2)
-    # heading: bottom centre to the middle of the front face (corners 0, 1)
-    centre = corners[:, :4].mean(axis=1) * _FLIP_Y
-    front = corners[:, :2].mean(axis=1) * _FLIP_Y
-    verts = np.concatenate([verts, centre, front])
-    heading = np.column_stack([8 * n + np.arange(n), 9 * n + np.arange(n)])
-    lines = o3d.geometry.LineSet(o3d.utility.Vector3dVector(verts),
-                                 o3d.utility.Vector2iVector(np.concatenate([edges, heading])))
-    lines.paint_uniform_color(_rgb(color))
-    return lines
+def box_edges(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end points ``(13 K, 3)`` of every box's 12 edges and its heading (bottom centre to
+    the middle of the front face, corners 0 and 1)."""
+    starts = corners[:, BOX_EDGES[:, 0]]
+    ends = corners[:, BOX_EDGES[:, 1]]
+    centre = corners[:, :4].mean(axis=1, keepdims=True)
+    front = corners[:, :2].mean(axis=1, keepdims=True)
+    return (np.concatenate([starts, centre], axis=1).reshape(-1, 3),
+            np.concatenate([ends, front], axis=1).reshape(-1, 3))
+
+
+def tubes(starts: np.ndarray, ends: np.ndarray, radius: float, color, o3d, sides: int = 6):
+    """One mesh of ``sides``-sided open tubes from ``starts[i]`` to ``ends[i]`` (vectorized)."""
+    angle = 2 * np.pi * np.arange(sides) / sides
+    ring = np.column_stack([np.cos(angle), np.sin(angle)]) * radius                # (S, 2)
+    axis = ends - starts
+    length = np.linalg.norm(axis, axis=1, keepdims=True)
+    keep = length[:, 0] > 1e-9
+    starts, axis, length = starts[keep], axis[keep], length[keep]
+    w = axis / length
+    helper = np.where(np.abs(w[:, 2:3]) < 0.9, [[0.0, 0.0, 1.0]], [[1.0, 0.0, 0.0]])
+    u = np.cross(w, helper)
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    v = np.cross(w, u)
+    offsets = ring[None, :, :1] * u[:, None] + ring[None, :, 1:] * v[:, None]       # (E, S, 3)
+    bottom = starts[:, None] + offsets
+    top = bottom + axis[:, None]
+    verts = np.concatenate([bottom, top], axis=1).reshape(-1, 3)                     # (E * 2S, 3)
+    k = np.arange(sides)
+    k1 = (k + 1) % sides
+    quad = np.concatenate([np.column_stack([k, k1, sides + k]), np.column_stack([k1, sides + k1, sides + k])])
+    faces = (quad[None] + (2 * sides * np.arange(len(starts)))[:, None, None]).reshape(-1, 3)
+    mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(verts), o3d.utility.Vector3iVector(faces))
+    mesh.paint_uniform_color(np.asarray(color, dtype=float))
+    mesh.compute_vertex_normals()
+    return mesh
 
 
 def look_at(eye, centre, up=(0.0, 0.0, 1.0)) -> np.ndarray:
@@ -141,8 +169,8 @@ def look_at(eye, centre, up=(0.0, 0.0, 1.0)) -> np.ndarray:
 
 def default_camera(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
     """Eye and look-at point (display frame, y flipped): behind and above the ego, looking ahead."""
-    centre = np.array([15.0, 0.0, 0.0])
-    eye = np.array([-30.0, -28.0, 38.0])
+    centre = np.array([18.0, 0.0, 0.0])
+    eye = np.array([-22.0, -26.0, 48.0])
     return eye, centre
 
 
@@ -200,9 +228,7 @@ def _render_offscreen(o3d, geoms, width, height, intrinsic, extrinsic):
         for name, geom, kind in geoms:
             mat = rendering.MaterialRecord()
             if kind == "points":
-                mat.shader, mat.point_size = "defaultUnlit", 2.0
-            elif kind == "lines":
-                mat.shader, mat.line_width = "unlitLine", 2.0
+                mat.shader, mat.point_size = "defaultUnlit", 1.5
             else:
                 mat.shader = "defaultLit"
             renderer.scene.add_geometry(name, geom, mat)
@@ -220,8 +246,8 @@ def _render_legacy(o3d, geoms, width, height, intrinsic, extrinsic):
     try:
         opt = vis.get_render_option()
         opt.background_color = np.ones(3)
-        opt.point_size = 2.0
-        opt.line_width = 2.0
+        opt.point_size = 1.5
+        opt.mesh_show_back_face = True
         for _, geom, _ in geoms:
             vis.add_geometry(geom)
         _set_legacy_camera(o3d, vis, width, height, intrinsic, extrinsic)
