@@ -18,6 +18,7 @@ import copy
 import json
 import math
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -46,12 +47,16 @@ ENCODER = {
 }
 DEFORM = {"enabled": True, "heads": 4, "dim_head": 32, "stride": 4, "offset_range_factor": 2.0,
           "offset_kernel": 5, "sample_from": "all", "use_pe": True}
+# glibc reads MALLOC_* at process start; THP_MEM_ALLOC_ENABLE makes torch madvise large buffers
+# into transparent huge pages. Tensors above the mmap threshold (at most 32 MB in glibc) are
+# mmapped and unmapped at every free, so each forward pass faults in (and the kernel zeroes) them
+# again; MALLOC_MMAP_MAX_=0 keeps every allocation in the heap, and a large trim threshold keeps
+# the freed heap for the next pass.
 ALLOCATOR_SETTINGS = {
     "default": {},
     "mmap_thr=32M,trim=1G": {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30)},
     "THP_MEM_ALLOC_ENABLE=1": {"THP_MEM_ALLOC_ENABLE": "1"},
-    "both": {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30),
-             "THP_MEM_ALLOC_ENABLE": "1"},
+    "mmap_max=0,trim=16G": {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(16 * 2**30)},
 }
 
 
@@ -59,7 +64,21 @@ def _cpu_flash_flops(query_shape, key_shape, value_shape, *args, out_shape=None,
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
-FLOP_MAPPING = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_flops}
+def _addmm_flops(self_shape, a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    return 2 * a_shape[0] * a_shape[1] * b_shape[1]
+
+
+def _baddbmm_flops(self_shape, a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    return 2 * a_shape[0] * a_shape[1] * a_shape[2] * b_shape[2]
+
+
+# FlopCounterMode knows sdpa's CUDA kernels and out-of-place addmm/baddbmm only: add the CPU flash
+# kernel and the in-place GEMMs the fusion modules accumulate residuals with.
+FLOP_MAPPING = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_flops,
+    torch.ops.aten.addmm_: _addmm_flops,
+    torch.ops.aten.baddbmm_: _baddbmm_flops,
+}
 
 
 def method_args(name: str, deform: dict | None = None) -> dict:
@@ -89,13 +108,24 @@ def make_inputs(n_agents: int, seed: int = 0):
 
 
 def best_time(fn, repeat: int) -> float:
+    return timed(fn, repeat)["seconds"]
+
+
+def timed(fn, repeat: int) -> dict:
+    """Best wall time of ``repeat`` runs (after one warm-up) and the mean CPU time, system time and
+    minor page faults per run (CPU time is less disturbed than wall time on a shared machine)."""
     fn()
     best = math.inf
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
         best = min(best, time.perf_counter() - t0)
-    return best
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    return {"seconds": best,
+            "cpu": (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / repeat,
+            "sys": (r1.ru_stime - r0.ru_stime) / repeat,
+            "faults": (r1.ru_minflt - r0.ru_minflt) / repeat}
 
 
 def matmul_rate(repeat: int = 5, n: int = 2048, iters: int = 4) -> float:
@@ -119,10 +149,10 @@ def bench_method(name: str, n_agents: int, repeat: int, deform: dict | None = No
     model = FUSIONS[name](method_args(name, deform), C).eval()
     x, mask, meta = make_inputs(n_agents)
     with torch.no_grad():
-        seconds = best_time(lambda: model(x, mask, meta), repeat)
+        times = timed(lambda: model(x, mask, meta), repeat)
         flops = count_flops(lambda: model(x, mask, meta))
-    return {"method": name, "agents": n_agents, "seconds": seconds, "flops": flops,
-            "params": sum(p.numel() for p in model.parameters())}
+    return {"method": name, "agents": n_agents, "flops": flops,
+            "params": sum(p.numel() for p in model.parameters()), **times}
 
 
 def bench_mswin(n_agents: int, repeat: int, deform: dict | None) -> dict:
@@ -146,16 +176,18 @@ def bench_mswin(n_agents: int, repeat: int, deform: dict | None) -> dict:
 
 
 def allocator_table(method: str, n_agents: int, repeat: int, threads: int) -> None:
-    print(f"\nAllocator settings, {method} with {n_agents} agents (best of {repeat}, {threads} threads):")
-    print(f"{'setting':<26}{'latency s':>11}{'vs default':>12}")
+    print(f"\nAllocator settings, {method} with {n_agents} agents (best wall of {repeat}; CPU, system "
+          f"time and minor faults per forward pass; {threads} threads):")
+    print(f"{'setting':<26}{'wall s':>8}{'CPU s':>8}{'sys s':>8}{'faults':>10}{'CPU vs default':>16}")
     base = None
     for label, env in ALLOCATOR_SETTINGS.items():
         cmd = [sys.executable, __file__, "--methods", method, "--agents", str(n_agents), "--repeat",
                str(repeat), "--threads", str(threads), "--json"]
         out = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, check=True)
-        seconds = json.loads(out.stdout.strip().splitlines()[-1])[0]["seconds"]
-        base = base or seconds
-        print(f"{label:<26}{seconds:>11.3f}{seconds / base:>12.2f}")
+        row = json.loads(out.stdout.strip().splitlines()[-1])[0]
+        base = base or row["cpu"]
+        print(f"{label:<26}{row['seconds']:>8.2f}{row['cpu']:>8.2f}{row['sys']:>8.2f}{row['faults']:>10.0f}"
+              f"{row['cpu'] / base:>16.2f}")
 
 
 def main() -> None:
@@ -182,13 +214,13 @@ def main() -> None:
         return
     print(f"fp32 matmul rate: {rate / 1e9:.1f} GFLOP/s ({args.threads} threads); fusion input "
           f"{C} x {H} x {W}; best of {args.repeat}")
-    print(f"{'method':<14}{'agents':>7}{'latency s':>11}{'params M':>10}{'GFLOP':>9}{'floor s':>9}"
-          f"{'x floor':>9}{'GFLOP/s':>9}")
+    print(f"{'method':<14}{'agents':>7}{'latency s':>11}{'CPU s':>8}{'params M':>10}{'GFLOP':>9}"
+          f"{'floor s':>9}{'x floor':>9}{'GFLOP/s':>9}")
     for r in rows:
         floor = r["flops"] / rate
-        print(f"{r['method']:<14}{r['agents']:>7}{r['seconds']:>11.3f}{r['params'] / 1e6:>10.2f}"
-              f"{r['flops'] / 1e9:>9.1f}{floor:>9.3f}{r['seconds'] / max(floor, 1e-9):>9.2f}"
-              f"{r['flops'] / 1e9 / r['seconds']:>9.1f}")
+        print(f"{r['method']:<14}{r['agents']:>7}{r['seconds']:>11.3f}{r['cpu']:>8.2f}"
+              f"{r['params'] / 1e6:>10.2f}{r['flops'] / 1e9:>9.1f}{floor:>9.3f}"
+              f"{r['seconds'] / max(floor, 1e-9):>9.2f}{r['flops'] / 1e9 / r['seconds']:>9.1f}")
     if args.mswin:
         print("\nMSwin block alone (one layer):")
         print(f"{'agents':>7}{'windows s':>11}{'+deform s':>11}{'added':>8}{'GFLOP w':>9}{'GFLOP w+d':>11}")
