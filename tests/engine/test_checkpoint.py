@@ -1,6 +1,9 @@
 """Checkpoints: atomic writes survive a crash mid-save; loads are safe and strict."""
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 import torch
 from torch import nn
@@ -14,6 +17,7 @@ from v2xdet.engine.checkpoint import (
     load_state_strict,
     model_state,
 )
+from v2xdet.engine.files import atomic_open
 
 
 def test_crash_during_save_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
@@ -34,6 +38,19 @@ def test_crash_during_save_leaves_previous_checkpoint_intact(tmp_path, monkeypat
     loaded = load_checkpoint(path)
     assert loaded["state"]["epoch"] == 1 and torch.equal(loaded["model"]["w"], torch.arange(4.0))
     assert [p.name for p in tmp_path.iterdir()] == ["latest.pth"]   # no temporary file left behind
+
+
+def test_atomic_outputs_get_ordinary_permissions(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        atomic_save({"w": torch.zeros(1)}, tmp_path / "a.pth")
+        with atomic_open(tmp_path / "b.bin") as f:
+            f.write(b"x")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "a.pth").stat().st_mode) == 0o644     # not mkstemp's 0600
+    assert stat.S_IMODE((tmp_path / "b.bin").stat().st_mode) == 0o644
+    assert (tmp_path / "b.bin").read_bytes() == b"x"
 
 
 def test_plain_torch_save_would_have_torn_the_file(tmp_path):

@@ -1,13 +1,13 @@
 """Checkpoints: atomic writes, safe loads (``weights_only``), strict state-dict matching."""
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from .files import atomic_open
 
 LATEST = "latest.pth"
 BEST = "best.pth"
@@ -28,34 +28,9 @@ def atomic_save(obj, path) -> Path:
 
     A crash at any moment leaves either the old file or the new one, never a torn file.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    with atomic_open(path, durable=True) as f:
+        torch.save(obj, f)
+    return Path(path)
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:

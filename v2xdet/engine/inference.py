@@ -10,9 +10,6 @@ for non-default settings so perfect and noisy runs of one checkpoint sit side by
 """
 from __future__ import annotations
 
-import io
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +27,7 @@ from .checkpoint import (
     model_state,
 )
 from .data import ResumableSampler, SeededSamples, make_loader
+from .files import atomic_open
 from .task import Task, ap_values
 
 STAGES = ("data", "forward", "postprocess")
@@ -110,20 +108,12 @@ def load_model(task: Task, path, device: torch.device) -> torch.nn.Module:
 
 def save_frame_npz(path, pred_corners, pred_scores, gt_corners, sample_id: str = "") -> Path:
     """One frame's arrays as ``.npz`` (atomic), the format ``tools/eval_ap.py`` reads."""
-    path = Path(path)
-    buf = io.BytesIO()
-    np.savez(buf, pred_corners=np.asarray(pred_corners, np.float32).reshape(-1, 8, 3),
-             pred_scores=np.asarray(pred_scores, np.float32).reshape(-1),
-             gt_corners=np.asarray(gt_corners, np.float32).reshape(-1, 8, 3), sample_id=np.array(sample_id))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_open(path) as f:
+        np.savez(f, pred_corners=np.asarray(pred_corners, np.float32).reshape(-1, 8, 3),
+                 pred_scores=np.asarray(pred_scores, np.float32).reshape(-1),
+                 gt_corners=np.asarray(gt_corners, np.float32).reshape(-1, 8, 3),
+                 sample_id=np.array(sample_id))
+    return Path(path)
 
 
 def _suffix(tag: str) -> str:

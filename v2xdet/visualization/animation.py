@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -39,18 +38,13 @@ def write_animation(frames, path, fps: float = 10.0) -> Path:
             raise RuntimeError(f"{path}: writing MP4 needs the imageio-ffmpeg package "
                                "(pip install imageio-ffmpeg); write a .gif instead") from exc
         stack = _even_size(stack)   # H.264 wants even sides
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    from v2xdet.engine.files import atomic_path
+
+    with atomic_path(path) as tmp:
         if suffix == ".gif":
             iio.imwrite(tmp, stack, extension=".gif", duration=1000.0 / fps, loop=0)
         else:
             iio.imwrite(tmp, stack, extension=".mp4", plugin="FFMPEG", fps=fps)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

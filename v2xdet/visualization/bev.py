@@ -11,8 +11,6 @@ Tick labels keep the true y values.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -177,17 +175,11 @@ def save_png(image: np.ndarray, path) -> Path:
     """Write an ``(H, W, 3)`` uint8 picture to ``path`` atomically (temporary file, then rename)."""
     import imageio.v3 as iio
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    from v2xdet.engine.files import atomic_path
+
+    with atomic_path(path) as tmp:
         iio.imwrite(tmp, np.ascontiguousarray(image), extension=".png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def draw_bev(scene: Scene, path, **kwargs) -> np.ndarray:
