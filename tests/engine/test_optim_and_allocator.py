@@ -5,10 +5,12 @@ import math
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
+from v2xdet.engine import allocator
 from v2xdet.engine.allocator import tune_allocator
 from v2xdet.engine.optim import build_optimizer, build_scheduler
 
@@ -59,8 +61,11 @@ def test_optimizers_and_errors():
 
 
 _PROBE = """
-import ctypes, numpy as np
-from v2xdet.engine.allocator import tune_allocator
+import ctypes, importlib.util, sys, numpy as np
+spec = importlib.util.spec_from_file_location("allocator", sys.argv[1])   # the module alone, no torch
+allocator = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(allocator)
+tune_allocator = allocator.tune_allocator
 class MI(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in
                 "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
@@ -78,7 +83,9 @@ print(before, after)
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc-only mechanism")
 def test_tune_allocator_keeps_large_blocks_on_the_heap():
-    out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True).stdout
+    module = Path(allocator.__file__)
+    out = subprocess.run([sys.executable, "-c", _PROBE, str(module)], capture_output=True, text=True,
+                         check=True).stdout
     settings, counts = out.strip().splitlines()
     assert settings == "{'M_TRIM_THRESHOLD': 1073741824, 'M_MMAP_MAX': 0}"
     before, after = map(int, counts.split())
