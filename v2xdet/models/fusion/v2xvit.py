@@ -183,7 +183,7 @@ class V2XViTFusion(nn.Module):
 
     def _deform_config(self, win: ArgsReader) -> dict | None:
         """The deformable branch's constructor arguments, or None when it is off."""
-        if "deform" not in win.args:
+        if win.args.get("deform") is None:  # absent, or null as V2X-ViT configs may write it
             if self.allow_deform:
                 raise ValueError(f"missing config key {win.path}.deform (fusion 'mswin_deform' needs it)")
             return None
