@@ -94,5 +94,7 @@ def test_inference_cli_errors_are_clear(trained, monkeypatch):
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     with pytest.raises(SystemExit, match="--show_vis needs a display"):
         inference.main(["--model_dir", str(model_dir), "--show_vis", "--no_progress"])
+    with pytest.raises(SystemExit, match="add --save_vis"):
+        inference.main(["--model_dir", str(model_dir), "--animation", "gif"])
     with pytest.raises(SystemExit, match="checkpoint .*missing.pth does not exist"):
         inference.main(["--model_dir", str(model_dir), "--checkpoint", str(model_dir / "missing.pth")])

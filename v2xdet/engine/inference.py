@@ -129,6 +129,10 @@ def run_inference(task: Task, model_dir, options: InferenceOptions, device: torc
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if options.vis_every < 1:
         raise ValueError(f"vis_every must be >= 1, got {options.vis_every}")
+    if options.animation and not options.save_vis:
+        raise ValueError("an animation is made of the BEV pictures: add --save_vis")
+    if options.animation not in (None, "gif", "mp4"):
+        raise ValueError(f"animation must be 'gif' or 'mp4', got {options.animation!r}")
     drawing = options.save_vis or options.vis_3d or options.show_vis
     if options.show_vis:
         from v2xdet.visualization import RenderUnavailableError, has_display
