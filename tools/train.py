@@ -52,7 +52,7 @@ def main(argv=None):
         tune_allocator,
     )
     from v2xdet.engine.data import FrameLoadError
-    from v2xdet.engine.rundir import prepare_run
+    from v2xdet.engine.rundir import discard_unstarted_run, prepare_run
     from v2xdet.engine.v2x_task import V2XTask
 
     args = parse_args(argv)
@@ -69,7 +69,13 @@ def main(argv=None):
         options = TrainOptions.from_config(
             cfg, num_workers=args.num_workers, save_every_steps=args.save_every_steps, seed=args.seed,
             amp=args.amp, strict=args.strict, deterministic=args.deterministic, progress=not args.no_progress)
-        return Trainer(V2XTask(cfg), model_dir, options, ctx=ctx).fit()
+        try:
+            trainer = Trainer(V2XTask(cfg), model_dir, options, ctx=ctx)
+        except BaseException:
+            if args.hypes_yaml is not None and ctx.is_main:
+                discard_unstarted_run(model_dir)    # a bad dataset path must not leave an empty run
+            raise
+        return trainer.fit()
     except (ConfigError, CheckpointError, FrameLoadError, OSError, ValueError) as exc:
         raise SystemExit(f"train: {exc}") from exc
     finally:

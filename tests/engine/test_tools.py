@@ -50,6 +50,13 @@ def test_train_cli_creates_a_run_and_resumes_it(trained):
         train.main(["--model_dir", str(model_dir), "--set", "optimizer.lr=1"])
     with pytest.raises(SystemExit, match="has no config.yaml"):
         train.main(["--model_dir", str(model_dir / "nothing")])
+    bad = hypes.with_name("bad_split.yaml")
+    config = {**yaml.safe_load(hypes.read_text()), "root_dir": str(hypes.parent / "nope")}
+    bad.write_text(yaml.safe_dump(config))
+    before = sorted(model_dir.parent.iterdir())
+    with pytest.raises(SystemExit, match="nope: split folder does not exist"):
+        train.main(["--hypes_yaml", str(bad), "--runs_root", str(model_dir.parent), "--no_progress"])
+    assert sorted(model_dir.parent.iterdir()) == before          # no empty run folder left behind
     with pytest.raises(SystemExit, match="train_params.batch_size"):
         train.main(["--hypes_yaml", str(hypes), "--runs_root", str(model_dir.parent), "--set",
                     "train_params.batch_size=zero"])

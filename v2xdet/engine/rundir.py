@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from .checkpoint import find_resume_checkpoint
+from .runlog import LOG_FILE
 
 CONFIG_FILE = "config.yaml"
 
@@ -80,3 +81,23 @@ def prepare_run(hypes_yaml=None, model_dir=None, runs_root="runs", overrides=Non
     if status == "error":
         raise ValueError(f"could not create the model directory: {value}")
     return cfg, Path(value)
+
+
+def discard_unstarted_run(model_dir) -> bool:
+    """Remove a new run's folder that failed before training (no checkpoint in it); True if removed.
+
+    Only the files a starting run writes (config.yaml, train.log, tensorboard events) may be there;
+    anything else keeps the folder.
+    """
+    path = Path(model_dir)
+    if not path.is_dir() or find_resume_checkpoint(path) is not None:
+        return False
+    files = list(path.iterdir())
+    start_files = (CONFIG_FILE, LOG_FILE)
+    if not all(f.is_file() and (f.name in start_files or f.name.startswith("events.out.tfevents."))
+               for f in files):
+        return False
+    for f in files:
+        f.unlink()
+    path.rmdir()
+    return True

@@ -134,6 +134,14 @@ class Trainer:
         self.device = self.ctx.device
         self.model_dir.mkdir(parents=True, exist_ok=True)
         self.log = RunLog(self.model_dir, enabled=self.ctx.is_main, console=log_console)
+        try:
+            self._build(task, options)
+        except BaseException:
+            self.log.close()
+            raise
+
+    def _build(self, task: Task, options: TrainOptions) -> None:
+        """Model, loss, optimizer, schedule, data, then the checkpoint to resume from (if any)."""
         self.amp = options.amp and self.device.type == "cuda"
         if options.amp and not self.amp:
             self.log.warning("--amp ignored: mixed precision is used only on CUDA devices")
