@@ -110,17 +110,20 @@ class LidarScene:
     """The static town (kept) plus the vehicles of one instant, cast together.
 
     Vertices are shifted by ``origin`` before going to float32 so that precision does not
-    depend on where the town lies in the world.
+    depend on where the town lies in the world. ``nthreads`` bounds open3d's casting threads
+    (0: all cores).
     """
 
-    def __init__(self, static: meshes.Mesh, static_owner_kind: np.ndarray, origin: np.ndarray):
+    def __init__(self, static: meshes.Mesh, static_owner_kind: np.ndarray, origin: np.ndarray,
+                 nthreads: int = 0):
+        self.nthreads = int(nthreads)
         self.origin = np.asarray(origin, np.float64)
         self._static_v = (static.vertices - self.origin).astype(np.float32)
         self._static_t = static.triangles.astype(np.uint32)
         self.static_owner = static.owner
         self.static_kind = static_owner_kind
 
-    def cast(self, vehicles: meshes.Mesh, origins: np.ndarray, directions: np.ndarray, nthreads: int = 0):
+    def cast(self, vehicles: meshes.Mesh, origins: np.ndarray, directions: np.ndarray):
         """Cast rays (world origins (R, 3), unit directions (R, 3)).
 
         Returns ``t`` (R,) float32 distance (inf: no hit), ``kind`` (R,) uint8 (0 nothing,
@@ -136,7 +139,7 @@ class LidarScene:
         rays = np.empty((len(origins), 6), np.float32)
         rays[:, :3] = origins - self.origin
         rays[:, 3:] = directions
-        ans = scene.cast_rays(o3d.core.Tensor(rays), nthreads=nthreads)
+        ans = scene.cast_rays(o3d.core.Tensor(rays), nthreads=self.nthreads)
         geom = ans["geometry_ids"].numpy()
         kind = np.zeros(len(rays), np.uint8)
         kind[geom == sid] = 1

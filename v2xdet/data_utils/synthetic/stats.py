@@ -4,7 +4,8 @@ Per agent frame: points per sweep and their range histogram (the real frame at h
 points, 22 % within 5 m, 52 % at 5-10 m, 13 % at 10-20 m, 10 % beyond 20 m), labelled vehicles
 and how far away. Per frame, with each connected vehicle as the ego in turn: the ground-truth
 vehicles in V2X-ViT's evaluation range (the union of all agents' labels with centres at
-x in [-140.8, 140.8], y in [-40, 40] of the ego's LiDAR frame) and what cooperation adds: the
+x in [-140.8, 140.8], y in [-38.4, 38.4] of the ego's LiDAR frame: V2X-ViT's ``cav_lidar_range``,
+which its post-processor also uses to crop the ground truth) and what cooperation adds: the
 share of those the ego sees with fewer than ``min_points`` points while another agent sees
 them with ``min_points`` or more.
 """
@@ -18,19 +19,18 @@ from v2xdet.geometry.transforms import x_to_world
 from .world import FrameRecord
 
 RANGE_BINS = (0.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 80.0, 100.0, 120.0)
-EVAL_RANGE = (-140.8, -40.0, 140.8, 40.0)   # V2X-ViT's gt_range in x / y
+EVAL_RANGE = (-140.8, -38.4, 140.8, 38.4)   # V2X-ViT's cav_lidar_range in x / y (GT crop)
 
 
 def range_histogram(points: np.ndarray, bins=RANGE_BINS) -> np.ndarray:
     """Point counts per range bin (3D distance from the sensor; bins closed on the left, the last
-    one on both sides; points beyond the last edge are not counted)."""
-    p = np.asarray(points, np.float64)[:, :3]
-    r2 = np.einsum("ij,ij->i", p, p)
+    one on both sides, as ``np.histogram``; points beyond the last edge are not counted)."""
+    p = np.asarray(points)[:, :3].astype(np.float64)
+    r2 = p[:, 0] ** 2 + p[:, 1] ** 2 + p[:, 2] ** 2
     edges2 = np.square(np.asarray(bins, np.float64))
-    k = np.searchsorted(edges2, r2, side="right") - 1
-    k[r2 == edges2[-1]] = len(edges2) - 2
-    k = k[(k >= 0) & (k < len(edges2) - 1)]
-    return np.bincount(k, minlength=len(edges2) - 1)
+    at_least = (r2[:, None] >= edges2[None, :]).sum(axis=0)      # points at or beyond each edge
+    beyond = int((r2 > edges2[-1]).sum())
+    return at_least[:-1] - np.r_[at_least[1:-1], beyond]
 
 
 def _summary(values) -> dict:

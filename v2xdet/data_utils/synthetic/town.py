@@ -43,10 +43,8 @@ class TownSpec:
     curve_prob: float = 0.25              # a road bent into a curve
     curve_bulge: tuple[float, float] = (0.08, 0.18)  # bend of a curved road, fraction of its length
     arterial_prob: float = 0.45           # a grid line with two lanes per direction
-    lane_width: float = 3.5
     median_width: tuple[float, float] = (0.0, 2.0)
     parking_prob: float = 0.45            # a road side with a parking strip
-    parking_width: float = 2.4
     parking_occupancy: float = 0.65
     sidewalk: tuple[float, float] = (2.0, 4.0)
     corner_margin: float = 3.5            # junction radius beyond the widest road's half width
@@ -118,8 +116,8 @@ class Road:
         return self.median / 2 + self.lanes * LANE_WIDTH + (PARKING_WIDTH if self.parking[side] else 0.0)
 
 
-LANE_WIDTH = 3.5
-PARKING_WIDTH = 2.4
+LANE_WIDTH = 3.5      # metres, every lane
+PARKING_WIDTH = 2.4   # metres, a parking strip along the curb
 
 
 @dataclass
@@ -153,9 +151,13 @@ class Town:
 
     def to_local(self, xy: np.ndarray) -> np.ndarray:
         """World x/y to the town's local frame (area centred at 0, grid axis-aligned)."""
-        c, s = np.cos(self.rotation), np.sin(self.rotation)
-        d = np.asarray(xy, np.float64) - self.origin
-        return np.stack([c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]], axis=-1)
+        return _to_local(xy, self.rotation, self.origin)
+
+
+def _to_local(xy: np.ndarray, rotation: float, origin: np.ndarray) -> np.ndarray:
+    c, s = np.cos(rotation), np.sin(rotation)
+    d = np.asarray(xy, np.float64) - origin
+    return np.stack([c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]], axis=-1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -693,9 +695,7 @@ def build_town(spec: TownSpec, rng: np.random.Generator, reach: float = 200.0) -
     signals = _signals(rng, segs)
 
     def to_local(xy):
-        c, s = np.cos(rotation), np.sin(rotation)
-        d = np.asarray(xy, float) - origin
-        return np.stack([c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]], axis=-1)
+        return _to_local(xy, rotation, origin)
 
     def in_area(xy, margin: float) -> np.ndarray:
         return np.all(np.abs(to_local(xy)) <= spec.area_half + margin, axis=-1)

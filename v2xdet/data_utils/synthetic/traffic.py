@@ -231,11 +231,8 @@ class Traffic:
         to_end = self.seg_len_of(starts) - self.s - self.half_len - 1.0
         self.v = np.minimum(self.v0 * rng.uniform(0.5, 1.0, n_mov), np.sqrt(2 * 2.0 * np.maximum(to_end, 0)))
         self._segment_tables()
-        t = 0.0
-        while t < spec.warmup_s - 1e-9:
+        for _ in range(int(round(spec.warmup_s / 0.1))):   # queues form, spawn artefacts settle
             self.step(0.1)
-            t += 0.1
-        self.time = 0.0
 
     def seg_len_of(self, seg_ids) -> np.ndarray:
         return np.array([self.town.segments[i].length for i in seg_ids], float).reshape(-1)

@@ -108,9 +108,13 @@ class FrameRecord:
 
 
 class Scenario:
-    """A town with traffic and agents; iterate :meth:`frames` to simulate it."""
+    """A town with traffic and agents; iterate :meth:`frames` to simulate it.
 
-    def __init__(self, preset: WorldPreset, rng: np.random.Generator, n_frames: int):
+    ``cast_threads`` bounds the ray-casting threads (0: all cores; scenes simulated in parallel
+    processes share the cores).
+    """
+
+    def __init__(self, preset: WorldPreset, rng: np.random.Generator, n_frames: int, cast_threads: int = 0):
         preset.validate()
         if n_frames < 1:
             raise ValueError(f"a scenario needs at least one frame, got n_frames={n_frames}")
@@ -121,7 +125,8 @@ class Scenario:
         self.traffic = Traffic(self.town, preset.traffic, rng, duration,
                                spawn_half=preset.town.area_half + reach)
         self.agents = self._choose_agents()
-        self.scene = LidarScene(self.town.static, self.town.static_kind, np.r_[self.town.origin, 0.0])
+        self.scene = LidarScene(self.town.static, self.town.static_kind, np.r_[self.town.origin, 0.0],
+                                nthreads=cast_threads)
         self._dirs = {False: ray_directions(preset.lidar), True: ray_directions(preset.rsu_lidar)}
         self.first_timestamp = 68 + int(rng.integers(0, 2))
 

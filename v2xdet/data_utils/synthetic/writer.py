@@ -132,10 +132,10 @@ def _dump(data: dict) -> bytes:
 
 def simulate_scene(out_dir: str | os.PathLike, split: str, index: int, seed: int, n_frames: int,
                    preset: WorldPreset, data: str = "binary",
-                   preview: str | os.PathLike | None = None) -> RealismStats:
+                   preview: str | os.PathLike | None = None, cast_threads: int = 0) -> RealismStats:
     """Simulate scene ``index`` and write it under ``out_dir/split``; return its statistics."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
-    scenario = Scenario(preset, rng, n_frames)
+    scenario = Scenario(preset, rng, n_frames, cast_threads=cast_threads)
     name = scenario_name(index)
     split_dir = Path(out_dir) / split
     fleet = scenario.traffic.fleet
@@ -199,10 +199,23 @@ def _check_out_dir(out: Path, params: dict, overwrite: bool) -> None:
             path.unlink()
 
 
-def _init_worker() -> None:
-    """Worker processes are ours: keep large blocks on the heap (see ``engine.allocator``)."""
-    from v2xdet.engine.allocator import tune_allocator
-    tune_allocator()
+# Worker processes are ours: glibc keeps large blocks on the heap there (see engine.allocator,
+# which would import torch) and BLAS stays on one thread. glibc reads these at process start.
+_WORKER_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 30), "OPENBLAS_NUM_THREADS": "1"}
+
+
+def _worker_pool(n: int):
+    """A pool of ``n`` spawned processes started with ``_WORKER_ENV`` (the parent's is restored)."""
+    saved = {k: os.environ.get(k) for k in _WORKER_ENV}
+    os.environ.update(_WORKER_ENV)
+    try:
+        return multiprocessing.get_context("spawn").Pool(n)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _scene_job(args) -> RealismStats:
@@ -239,19 +252,20 @@ def generate_dataset(out_dir: str | os.PathLike, n_scenes: int, n_frames: int, s
     _check_out_dir(out, params, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "generation.yaml", _dump({"status": "incomplete", "parameters": params}))
+    # parallel scenes share the cores: each casts its rays on its share of them
+    cast_threads = 0 if workers == 1 else max(1, (os.cpu_count() or 1) // workers)
     jobs, index = [], 0
     for split, count in counts.items():
         for _ in range(count):
             jobs.append((out, split, index, int(seed), int(n_frames), world, data,
-                         preview if index == 0 else None))
+                         preview if index == 0 else None, cast_threads))
             index += 1
     start = time.perf_counter()
     total = RealismStats()
     if workers == 1:
         results = map(_scene_job, jobs)
     else:
-        # worker processes are ours: keep large blocks on the heap there (engine.allocator)
-        pool = multiprocessing.get_context("spawn").Pool(min(workers, len(jobs)), initializer=_init_worker)
+        pool = _worker_pool(min(workers, len(jobs)))
         results = pool.imap(_scene_job, jobs)
     try:
         for k, (job, stats) in enumerate(zip(jobs, results, strict=True)):
