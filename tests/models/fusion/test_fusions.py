@@ -10,6 +10,8 @@ from fusion_configs import DIM, v2xvit_args
 from fusion_reference import reference_v2xvit
 
 from v2xdet.models.fusion import FUSIONS
+from v2xdet.models.fusion.agents import AgentLayout
+from v2xdet.models.fusion.v2xvit import DelayEncoding
 
 H, W = 8, 12
 
@@ -193,3 +195,56 @@ def test_bad_config_and_inputs_are_named():
         model(x, mask, dict(meta, prior_encoding=torch.tensor([[[0.0, 60.0, 0.0], [0.0, 0.0, 0.0]]])))
     with pytest.raises(ValueError, match="multiple of the largest window"):
         model(torch.randn(1, 2, DIM, 6, 12), mask, meta)
+
+
+def test_deform_null_and_disabled_build_the_reference_model():
+    args = v2xvit_args()
+    args["encoder"]["pwindow_att_config"]["deform"] = None
+    a = FUSIONS["v2xvit"](args, DIM)
+    b = FUSIONS["mswin_deform"](v2xvit_args(enabled=False), DIM)
+    assert all(block.mswin.deform is None for block in a.blocks)
+    assert all(block.mswin.deform is None for block in b.blocks)
+    assert sum(p.numel() for p in a.parameters()) == sum(p.numel() for p in b.parameters())
+
+
+def test_agent_layout_packs_real_agents_in_order():
+    mask = torch.tensor([[True, False, True, True], [True, True, False, False]])
+    layout = AgentLayout.from_mask(mask)
+    assert layout.flat.tolist() == [0, 2, 3, 4, 5]
+    assert layout.batch.tolist() == [0, 0, 0, 1, 1]
+    assert layout.ego.tolist() == [0, 3]
+    assert layout.slot_to_packed.tolist() == [[0, 0, 1, 2], [3, 4, 3, 3]]  # padding -> its ego
+    x = torch.arange(8).view(2, 4)
+    assert layout.pack(x).tolist() == [0, 2, 3, 4, 5]
+    full = AgentLayout.from_mask(torch.ones(2, 3, dtype=torch.bool))
+    y = torch.arange(6).view(2, 3)
+    assert full.full and full.pack(y).data_ptr() == y.data_ptr()  # no padding: a view
+
+
+def test_delay_encoding_is_v2xvit_sinusoid():
+    enc = DelayEncoding(8, ratio=2)
+    pos, i = 6, torch.arange(0, 8, 2).float()
+    div = torch.exp(i * -(math.log(10000.0) / 8))
+    assert torch.allclose(enc.table[pos, 0::2], torch.sin(pos * div) / math.sqrt(8))
+    assert torch.allclose(enc.table[pos, 1::2], torch.cos(pos * div) / math.sqrt(8))
+    out = enc(torch.tensor([3.0, 0.0]))  # delay 3 steps * ratio 2 -> row 6
+    assert torch.allclose(out[0], enc.lin(enc.table[6]))
+    assert not any(p is enc.table for p in enc.parameters())
+
+
+@pytest.mark.parametrize("case", ["v2xvit", "mswin_deform_all"])
+def test_dropout_trains_and_eval_is_deterministic(case):
+    name, args = CASES[case]
+    torch.manual_seed(0)
+    model = FUSIONS[name](args, DIM)
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.5
+    x, mask, meta = make_batch(b=1, n=3)
+    model.train()
+    a, b = model(x, mask, meta), model(x, mask, meta)
+    assert not torch.allclose(a, b) and torch.isfinite(a).all()
+    a.sum().backward()
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x, mask, meta), model(x, mask, meta))

@@ -10,14 +10,16 @@ projection and no relation matrices.
 
 How it is computed (batched over samples, agents, pixels and heads; no Python loop over agents):
 
-* The relation matrices are linear maps applied after linear projections, so they are folded into
-  the projection weights once per forward: a key agent of type t gets ``W_k[t] W_att[tau, t]^T``
-  for every query type tau present, the query projection (pre-scaled by 1/sqrt(d)) writes into
-  the slot of its own type, and the output projection reads only that slot. With one query type
-  (all vehicles, or ego-only queries) this costs no extra FLOPs at all.
-* One GEMM produces Q, K and V with the columns interleaved per head, ``(head, [q, k, v], d')``,
+* The relation matrices are linear maps next to linear projections, so they are folded into the
+  query and output projections once per forward: the query of an agent of type t holds, per
+  head, one slot per key type tau present, ``q W_att[2t + tau] / sqrt(d)``; the logit with key j
+  reads the slot of j's type; the attention-weighted values are summed per key type and the
+  output projection of type t reads those partial messages through ``W_msg[2t + tau] W_out[t]``.
+  Keys and values are the plain projections. With one node type in the batch (all vehicles) this
+  costs nothing extra; with vehicles and RSUs the query and output projections are twice as wide.
+* One GEMM produces Q, K and V with the columns interleaved per head, ``(head, [q, k, v], d)``,
   so for every (pixel, head) the agents' vectors are rows at a fixed stride: the per-pixel
-  ``(agents x d') @ (d' x agents)`` products are ``bmm`` on strided views, with no copies.
+  ``(agents x d) @ (d x agents)`` products are ``bmm`` on strided views, with no copies.
 * All packed agents of the batch attend in one block; an additive per-pixel bias (-inf) keeps
   samples apart and applies the ROI mask. Padding agents are never packed.
 """
