@@ -584,20 +584,10 @@ def _has_parking(roads, sg: Segment) -> bool:
     return r.parking[0] if forward else r.parking[1]
 
 
-def _drivable(roads, segs):
-    """Union of carriageways (lanes and parking strips) and junction connectors."""
-    shapes = []
-    for r in roads:
-        line = shapely.LineString(r.centre)
-        shapes.append(line.buffer(r.half_width(0), single_sided=True))
-        shapes.append(line.buffer(-r.half_width(1), single_sided=True))
-    shapes += [shapely.LineString(sg.poly).buffer(LANE_WIDTH / 2) for sg in segs if sg.is_connector]
-    return shapely.union_all(shapes)
-
-
 def _rsu_sites(spec, rng, nodes, roads, segs, junctions) -> tuple[np.ndarray, np.ndarray]:
     """One roadside-unit site per given junction: on a corner between two adjacent roads, the
-    point of their bisector closest to the junction that is 1.5 m clear of any carriageway."""
+    point of their bisector closest to the junction that is 1.5 m clear of the carriageways and
+    junction lanes."""
     sites, site_nodes = [], []
     for node in junctions:
         near_roads = [r for r in roads if node in (r.a, r.b)]
@@ -615,8 +605,14 @@ def _rsu_sites(spec, rng, nodes, roads, segs, junctions) -> tuple[np.ndarray, np
         bis = ang[g] + gaps[g] / 2
         dist = np.arange(3.0, 40.0, 0.5)
         cand = nodes[node] + dist[:, None] * np.array([np.cos(bis), np.sin(bis)])
-        drivable = _drivable(near_roads, [sg for sg in segs if sg.is_connector and sg.node_start == node])
-        clear = shapely.distance(drivable, shapely.points(cand)) >= 1.5
+        pts = shapely.points(cand)
+        clear = np.ones(len(cand), bool)
+        for r in near_roads:       # 1.5 m beyond the wider carriageway side
+            hw = max(r.half_width(0), r.half_width(1))
+            clear &= shapely.distance(shapely.LineString(r.centre), pts) >= hw + 1.5
+        for sg in segs:            # and 1.5 m beyond the lane of every connector of the junction
+            if sg.is_connector and sg.node_start == node:
+                clear &= shapely.distance(shapely.LineString(sg.poly), pts) >= LANE_WIDTH / 2 + 1.5
         if not clear.any():
             continue
         xy = cand[np.argmax(clear)]
