@@ -13,6 +13,7 @@ semantic LiDAR for this; the ray's geometry id is exact) within ``label_range`` 
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -120,10 +121,14 @@ class Scenario:
             raise ValueError(f"a scenario needs at least one frame, got n_frames={n_frames}")
         self.preset, self.rng, self.n_frames = preset, rng, n_frames
         duration = n_frames * FRAME_DT
-        reach = min(preset.traffic.speed_kmh[1] / 3.6 * (preset.traffic.warmup_s + duration) + 60.0, 600.0)
-        self.town: Town = build_town(preset.town, rng, reach=reach)
+        v_top = preset.traffic.speed_kmh[1] / 3.6
+        reach = min(v_top * (preset.traffic.warmup_s + duration) + 60.0, 600.0)
+        # a long scenario builds up a larger area, so that its agents stay in town
+        town_spec = dataclasses.replace(preset.town, area_half=preset.town.area_half
+                                        + min(max(v_top * duration - 40.0, 0.0), 300.0))
+        self.town: Town = build_town(town_spec, rng, reach=reach)
         self.traffic = Traffic(self.town, preset.traffic, rng, duration,
-                               spawn_half=preset.town.area_half + reach)
+                               spawn_half=town_spec.area_half + reach)
         self.agents = self._choose_agents()
         self.scene = LidarScene(self.town.static, self.town.static_kind, np.r_[self.town.origin, 0.0],
                                 nthreads=cast_threads)
