@@ -81,8 +81,12 @@ def reference_deform_branch(branch, y: torch.Tensor, mask: torch.Tensor) -> torc
             qq = q[bi, i].reshape(h * w, m, d).transpose(0, 1)
             logits = qq @ k.transpose(-1, -2) * d ** -0.5
             if branch.use_pe:
+                # the bias is read from the centre of the query's stride-r cell (its reference point)
+                r = branch.stride
                 qy, qx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-                qpix = torch.stack((qy, qx), -1).view(-1, 2).float()
+                cy = ((qy // r) * r + (r - 1) / 2).clamp(max=h - 1)
+                cx = ((qx // r) * r + (r - 1) / 2).clamp(max=w - 1)
+                qpix = torch.stack((cy, cx), -1).view(-1, 2).float()
                 disp = (qpix[:, None, :] - all_pos[None, :, :]) / torch.tensor([h - 1.0, w - 1.0])
                 bias = F.grid_sample(branch.rpe_table[None], disp.flip(-1)[None], mode="bilinear",
                                      padding_mode="border", align_corners=True)[0]

@@ -147,3 +147,37 @@ def test_bad_config_is_named():
         make_branch(sample_from="neighbours")
     with pytest.raises(ValueError, match="offset_range_factor"):
         make_branch(factor=0.0)
+
+
+@pytest.mark.parametrize("stride,chunk_bytes", [(1, None), (5, None), (5, 4 * 3 * 2 * 7)])
+def test_attention_with_bias_matches_an_explicit_computation(stride, chunk_bytes, monkeypatch):
+    """Keys from grid_sample, logits q.k / sqrt(d) + the table read at (cell centre - sample); r = 5
+    leaves partial cells at the border of the 12 x 18 map; tiny chunks split cells mid-group."""
+    branch = make_branch(stride=stride, sample_from="all")
+    if chunk_bytes is not None:
+        monkeypatch.setattr(deformable, "PE_CHUNK_BYTES", chunk_bytes)
+    torch.manual_seed(11)
+    order = WindowOrder(H, W, [3])
+    n = 3
+    maps = torch.randn(n, DIM, H, W)
+    q_raster = torch.randn(n, branch.inner, H, W)
+    src_of_query = torch.arange(n).repeat(n, 1)
+    with torch.no_grad():
+        ours = branch(order.to_tokens(q_raster), order.to_tokens(maps), src_of_query, order)
+        pos = branch.sampling_positions(q_raster, src_of_query)  # (n, n, Hk, Wk, 2)
+        heads, d = branch.heads, branch.dim_head
+        rows, cols = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
+        centre = torch.stack([((rows // stride) * stride + (stride - 1) / 2).clamp(max=H - 1),
+                              ((cols // stride) * stride + (stride - 1) / 2).clamp(max=W - 1)], -1)
+        for i in range(n):
+            grid = torch.stack((pos[i, ..., 1] / (W - 1), pos[i, ..., 0] / (H - 1)), -1) * 2 - 1
+            sampled = [F.grid_sample(maps[j:j + 1], grid[j:j + 1], align_corners=True)[0] for j in range(n)]
+            samples = torch.cat([m.flatten(1).t() for m in sampled])
+            kv = branch.kv(samples)
+            k = kv[:, :branch.inner].view(-1, heads, d).transpose(0, 1)
+            v = kv[:, branch.inner:].view(-1, heads, d).transpose(0, 1)
+            q = q_raster[i].flatten(1).t().view(-1, heads, d).transpose(0, 1)
+            bias = branch.position_bias(centre.view(-1, 2).float(), pos[i].reshape(1, -1, 2), H, W)[0]
+            expected = torch.softmax(q @ k.transpose(1, 2) / d**0.5 + bias, -1) @ v  # (heads, HW, d)
+            expected = expected.transpose(0, 1).reshape(H, W, -1).permute(2, 0, 1)
+            assert torch.allclose(order.to_map(ours[i:i + 1])[0], expected, atol=1e-5)
