@@ -52,6 +52,15 @@ DEFORM = {"enabled": True, "heads": 4, "dim_head": 32, "stride": 4, "offset_rang
 # mmapped and unmapped at every free, so each forward pass faults in (and the kernel zeroes) them
 # again; MALLOC_MMAP_MAX_=0 keeps every allocation in the heap, and a large trim threshold keeps
 # the freed heap for the next pass.
+# Deformable-branch configurations compared by --mswin (overrides of DEFORM).
+DEFORM_VARIANTS = [
+    {"sample_from": "own", "stride": 4, "use_pe": True},
+    {"sample_from": "own", "stride": 4, "use_pe": False},
+    {"sample_from": "all", "stride": 4, "use_pe": True},
+    {"sample_from": "all", "stride": 8, "use_pe": True},
+    {"sample_from": "all", "stride": 8, "use_pe": False},
+    {"heads": 8, "sample_from": "all", "stride": 4, "use_pe": True},  # the config schema's defaults
+]
 ALLOCATOR_SETTINGS = {
     "default": {},
     "mmap_thr=32M,trim=1G": {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30)},
@@ -218,18 +227,24 @@ def main() -> None:
           f"{'floor s':>9}{'x floor':>9}{'GFLOP/s':>9}")
     for r in rows:
         floor = r["flops"] / rate
+        ratio = f"{r['seconds'] / floor:>9.2f}" if r["flops"] > 1e9 else f"{'-':>9}"  # no GEMM work
         print(f"{r['method']:<14}{r['agents']:>7}{r['seconds']:>11.3f}{r['cpu']:>8.2f}"
-              f"{r['params'] / 1e6:>10.2f}{r['flops'] / 1e9:>9.1f}{floor:>9.3f}"
-              f"{r['seconds'] / max(floor, 1e-9):>9.2f}{r['flops'] / 1e9 / r['seconds']:>9.1f}")
+              f"{r['params'] / 1e6:>10.2f}{r['flops'] / 1e9:>9.1f}{floor:>9.3f}{ratio}"
+              f"{r['flops'] / 1e9 / r['seconds']:>9.1f}")
     if args.mswin:
-        print("\nMSwin block alone (one layer):")
-        print(f"{'agents':>7}{'windows s':>11}{'+deform s':>11}{'added':>8}{'GFLOP w':>9}{'GFLOP w+d':>11}")
+        print(f"\nMSwin block alone (one layer, {C} x {H} x {W}); the deformable branch over the window "
+              "branches:")
+        print(f"{'deform':<44}{'agents':>7}{'windows s':>11}{'+deform s':>11}{'added':>8}{'GFLOP w':>9}"
+              f"{'GFLOP w+d':>11}")
+        variants = [args.deform] if args.deform else DEFORM_VARIANTS
         for n in args.agents:
             plain = bench_mswin(n, args.repeat, None)
-            deform = bench_mswin(n, args.repeat, dict(DEFORM, **(args.deform or {})))
-            print(f"{n:>7}{plain['seconds']:>11.3f}{deform['seconds']:>11.3f}"
-                  f"{deform['seconds'] / plain['seconds'] - 1:>8.0%}{plain['flops'] / 1e9:>9.1f}"
-                  f"{deform['flops'] / 1e9:>11.1f}")
+            for variant in variants:
+                deform = bench_mswin(n, args.repeat, dict(DEFORM, **variant))
+                label = ",".join(f"{k}={v}" for k, v in variant.items())
+                print(f"{label:<44}{n:>7}{plain['seconds']:>11.3f}{deform['seconds']:>11.3f}"
+                      f"{deform['seconds'] / plain['seconds'] - 1:>8.0%}{plain['flops'] / 1e9:>9.1f}"
+                      f"{deform['flops'] / 1e9:>11.1f}")
     if args.malloc:
         allocator_table(args.methods[0], args.agents[0], args.repeat, args.threads)
 
