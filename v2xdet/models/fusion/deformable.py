@@ -201,8 +201,8 @@ class DeformableBranch(nn.Module):
         if not self.use_pe:
             out = F.scaled_dot_product_attention(q4, k, v, attn_mask=key_valid)
             return out.transpose(1, 2).reshape(nq, t, self.inner)
-        out = self._attend_with_bias(q4, k, v, pos.reshape(nq, s, 2), key_valid, order, hk, wk)
-        return out.transpose(1, 2).reshape(nq, t, self.inner)
+        out = self._attend_with_bias(q, k, v, pos.reshape(nq, s, 2), key_valid, order, hk, wk)
+        return out.reshape(nq, t, self.inner)
 
     def cell_groups(self, order: WindowOrder, hk: int, wk: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Queries grouped by their offset inside their stride-r cell.
@@ -223,8 +223,8 @@ class DeformableBranch(nn.Module):
             self._group_cache = {key: (perm, [c for c in cells if c.numel()])}
         return self._group_cache[key]
 
-    def _attend_with_bias(self, q4, k, v, pos, key_valid, order: WindowOrder, hk: int, wk: int):
-        """Attention with the position bias; (Nq, heads, T, d) in token order.
+    def _attend_with_bias(self, q, k, v, pos, key_valid, order: WindowOrder, hk: int, wk: int):
+        """Attention with the position bias: ``q`` (Nq, T, inner) -> (Nq, T, heads, d) in token order.
 
         The bias is read at the displacement from the centre of the query's stride-r cell (its
         reference point) to each sample, so the queries of one cell share one row of the bias
@@ -232,20 +232,20 @@ class DeformableBranch(nn.Module):
         makes the bias affordable on a CPU. Queries are processed per in-cell offset, each group a
         (cells x samples) attention with the shared bias, in chunks of cells to bound memory.
         """
-        nq, _, _, _ = q4.shape
+        nq, t, _ = q.shape
         s = k.shape[2]
         h, w = order.height, order.width
         perm, groups = self.cell_groups(order, hk, wk)
-        perm = perm.to(q4.device)
-        centres = self.reference_points(h, w, hk, wk, q4.device, pos.dtype).reshape(-1, 2)
-        q_perm = q4.index_select(2, perm)
+        perm = perm.to(q.device)
+        centres = self.reference_points(h, w, hk, wk, q.device, pos.dtype).reshape(-1, 2)
+        q_perm = q.index_select(1, perm).view(nq, t, self.heads, self.dim_head).transpose(1, 2)
         starts = torch.tensor([0] + [g.numel() for g in groups]).cumsum(0).tolist()
         n_cells = hk * wk
         chunk = max(1, PE_CHUNK_BYTES // (4 * nq * self.heads * s))
         pieces: list[list[torch.Tensor]] = [[] for _ in groups]
         for c0 in range(0, n_cells, chunk):
             c1 = min(c0 + chunk, n_cells)
-            bias = self.position_bias(centres[c0:c1], pos, h, w).to(q4.dtype)  # (Nq, heads, cells, S)
+            bias = self.position_bias(centres[c0:c1], pos, h, w).to(q.dtype)  # (Nq, heads, cells, S)
             if key_valid is not None:
                 bias = bias.masked_fill(~key_valid, float("-inf"))
             for g, cells in enumerate(groups):
@@ -255,8 +255,9 @@ class DeformableBranch(nn.Module):
                 rows = cells[lo:hi] - c0
                 mask = bias if hi - lo == c1 - c0 else bias.index_select(2, rows.to(bias.device))
                 q_g = q_perm[:, :, starts[g] + lo:starts[g] + hi]
-                pieces[g].append(F.scaled_dot_product_attention(q_g, k, v, attn_mask=mask))
-        out_perm = torch.cat([torch.cat(p, dim=2) for p in pieces], dim=2)
+                # (Nq, heads, n, d) whose memory is (Nq, n, heads, d): transposed back, a plain block
+                pieces[g].append(F.scaled_dot_product_attention(q_g, k, v, attn_mask=mask).transpose(1, 2))
+        out_perm = torch.cat([piece for group in pieces for piece in group], dim=1)  # (Nq, T, heads, d)
         inverse = torch.empty_like(perm)
         inverse[perm] = torch.arange(perm.numel(), device=perm.device)
-        return out_perm.index_select(2, inverse)
+        return out_perm.index_select(1, inverse)
