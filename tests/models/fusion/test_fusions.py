@@ -28,6 +28,10 @@ CASES = {
 }
 CASES["v2xvit_plain_cav"][1]["encoder"]["cav_att_config"]["use_hetero"] = False
 CASES["v2xvit_plain_cav"][1]["encoder"]["pwindow_att_config"]["fusion_method"] = "naive"
+CASES["v2xvit_no_roi_rte_abs_pos"] = ("v2xvit", v2xvit_args())
+CASES["v2xvit_no_roi_rte_abs_pos"][1]["encoder"].update(use_roi_mask=False, num_blocks=2, depth=1)
+CASES["v2xvit_no_roi_rte_abs_pos"][1]["encoder"]["cav_att_config"]["use_RTE"] = False
+CASES["v2xvit_no_roi_rte_abs_pos"][1]["encoder"]["pwindow_att_config"]["relative_pos_embedding"] = False
 
 
 def build(case: str, seed: int = 0):
