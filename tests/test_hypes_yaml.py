@@ -179,6 +179,19 @@ def test_ablations_differ_from_ours_in_one_key():
         DEFORM[2:] + (k,) for k in _at(ours, DEFORM)}
 
 
+def test_the_window_only_ablation_is_v2xvit():
+    """``deform.enabled: false`` builds exactly the compact V2X-ViT: the same parameters, in the same
+    order, with the same initial values under one seed (so the two train identically)."""
+    states = []
+    for name in ("v2xvit", "mswin"):
+        cfg = load_config(COMPACT / f"point_pillar_{name}.yaml")
+        torch.manual_seed(0)
+        states.append(build_detector(cfg["model"]).state_dict())
+    v2xvit, ablation = states
+    assert list(v2xvit) == list(ablation)
+    assert all(torch.equal(v2xvit[k], ablation[k]) for k in v2xvit)
+
+
 @pytest.mark.parametrize("path", [p for p in CONFIGS if p.parent != HYPES], ids=_name)
 def test_fusion_settings(path):
     """Noise off with its values present; points projected first for intermediate fusion; a model

@@ -1,0 +1,119 @@
+"""Every compact simulated-world config trains through the engine, and its loss falls.
+
+Each config of ``hypes_yaml/synthetic`` (no fusion and every cooperative method) is loaded with
+overrides that point it at a one-frame split of the tiny test world (``tests/data_utils/tiny_world.py``:
+an RSU and two CAVs in range), turn augmentation off (the same batch every step, so repeated steps
+overfit it) and shrink it for a CPU test: a smaller range (48 x 32 cells instead of 88 x 48, still a
+multiple of every window size), fewer filters and half the attention heads. The fusion method and its
+switches (windows, deformable branch, sampling mode, STTF, RTE) stay as the config sets them.
+``Trainer.fit`` runs the steps; the task records the loss of each.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data_utils"))
+
+import tiny_world as tw  # noqa: E402
+
+from v2xdet.config import load_config, read_yaml  # noqa: E402
+from v2xdet.data_utils.formats import write_frame  # noqa: E402
+from v2xdet.engine import Trainer, TrainOptions, V2XTask  # noqa: E402
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "hypes_yaml" / "synthetic").glob("*.yaml"))
+STEPS = 6
+RANGE = [-38.4, -25.6, -3.0, 38.4, 25.6, 1.0]  # 192 x 128 pillars, 48 x 32 cells at stride 4
+FRAME = 1  # tiny_world's middle frame
+
+
+class LossRecordingTask(V2XTask):
+    """The real task; its loss also records each call's total (training only: no validation runs)."""
+
+    def __init__(self, cfg: dict):
+        super().__init__(cfg)
+        self.losses: list[float] = []
+
+    def build_loss(self):
+        loss = super().build_loss()
+
+        def recorded(output, batch):
+            total, terms = loss(output, batch)
+            self.losses.append(float(total.detach()))
+            return total, terms
+        return recorded
+
+
+def training_overrides(raw: dict, split: Path) -> dict:
+    """Overrides for a training test: the one-frame split, no augmentation, one frame per step,
+    a smaller range and a cheaper model of the same structure."""
+    split = str(split)
+    return {"root_dir": split, "validate_dir": split, "test_dir": split, "data_augment": [],
+            "train_params.epoches": STEPS, "train_params.batch_size": 1,
+            "preprocess.cav_lidar_range": RANGE, "postprocess.anchor_args.cav_lidar_range": RANGE,
+            **small_model(raw["model"]["args"])}
+
+
+def small_model(args: dict) -> dict:
+    """Overrides of ``model.args`` that make the config's model cheap, its structure unchanged."""
+    out = {
+        "lidar_range": RANGE,
+        "pillar_vfe.num_filters": [16],
+        "point_pillar_scatter.num_features": 16,
+        "base_bev_backbone.layer_nums": [1] * len(args["base_bev_backbone"]["layer_nums"]),
+        "base_bev_backbone.num_filters": [16, 32, 64],
+        "base_bev_backbone.num_upsample_filter": [16, 16, 16],
+        "shrink_header.dim": [64],
+        "shrink_header.input_dim": 48,
+    }
+    encoder = args.get("transformer", {}).get("encoder")
+    if encoder:
+        half = {"transformer.encoder.cav_att_config.dim": 64,
+                "transformer.encoder.cav_att_config.heads": max(1, encoder["cav_att_config"]["heads"] // 2),
+                "transformer.encoder.pwindow_att_config.dim": 64,
+                "transformer.encoder.pwindow_att_config.heads": [
+                    max(1, h // 2) for h in encoder["pwindow_att_config"]["heads"]],
+                "transformer.encoder.feed_forward.mlp_dim": 64}
+        deform = encoder["pwindow_att_config"].get("deform")
+        if deform and "heads" in deform:
+            half["transformer.encoder.pwindow_att_config.deform.heads"] = max(1, deform["heads"] // 2)
+        out.update(half)
+    return {f"model.args.{k}": v for k, v in out.items()}
+
+
+@pytest.fixture(scope="module")
+def one_frame_split(tmp_path_factory):
+    """The tiny world's middle frame alone (every agent), V2XSet layout."""
+    split = tmp_path_factory.mktemp("one_frame") / "train"
+    for agent in tw.AGENTS:
+        write_frame(split, tw.SCENARIO, agent, tw.TIMESTAMPS[FRAME], tw.world_points(agent, FRAME),
+                    tw.world_meta(agent, FRAME))
+    return split
+
+
+def test_the_overrides_keep_the_fusion_switches(one_frame_split):
+    """What the shrinking changes: sizes only, never the method or its switches."""
+    path = CONFIGS[[p.stem for p in CONFIGS].index("point_pillar_mswin_deform_own")]
+    raw = read_yaml(path)
+    cfg = load_config(path, training_overrides(raw, one_frame_split))
+    window = cfg["model"]["args"]["transformer"]["encoder"]["pwindow_att_config"]
+    original = raw["model"]["args"]["transformer"]["encoder"]["pwindow_att_config"]
+    assert window["window_size"] == original["window_size"]
+    assert window["deform"] == {**original["deform"], "heads": original["deform"]["heads"] // 2}
+    assert window["heads"] == [h // 2 for h in original["heads"]]
+    assert cfg["postprocess"]["anchor_args"]["anchor_grid"] == [48, 32]
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_config_trains_and_its_loss_falls(path, one_frame_split, tmp_path):
+    cfg = load_config(path, training_overrides(read_yaml(path), one_frame_split))
+    task = LossRecordingTask(cfg)
+    options = TrainOptions.from_config(cfg, eval_freq=0, save_freq=STEPS, progress=False)
+    state = Trainer(task, tmp_path / "run", options, log_console=False).fit()
+
+    assert state.global_step == STEPS and len(task.losses) == STEPS   # one frame, batch 1: a step per epoch
+    assert (tmp_path / "run" / f"net_epoch{STEPS}.pth").is_file()
+    first, last = task.losses[0], task.losses[-3:]
+    assert sum(last) / 3 < first, task.losses
