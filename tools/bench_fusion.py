@@ -4,9 +4,10 @@ Prints, per method and agent count: best-of-N inference latency (torch.no_grad, 
 threads), parameter count, FLOPs (``torch.utils.flop_counter.FlopCounterMode``, with the CPU
 flash-attention kernel of ``scaled_dot_product_attention`` registered so attention is counted),
 the arithmetic floor = FLOPs / this machine's fp32 matmul rate measured in the same run
-(2048 x 2048 products), and latency / floor. A second table times the MSwin block alone with and
-without the deformable branch. ``--malloc`` reruns one case in subprocesses under different glibc
-allocator / transparent-huge-page settings.
+(2048 x 2048 products), and latency / floor; the same with CPU time (FLOPs / GEMM FLOP per CPU
+second), which a shared machine disturbs less than wall time. ``--mswin`` times the MSwin block
+alone with and without deformable-branch variants. ``--malloc`` reruns one case in subprocesses
+under different glibc allocator / transparent-huge-page settings.
 
     .venv/bin/python tools/bench_fusion.py                      # all methods, 1/2/5 agents
     .venv/bin/python tools/bench_fusion.py --methods v2xvit --agents 5 --malloc

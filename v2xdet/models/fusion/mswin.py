@@ -84,28 +84,26 @@ class MSwin(nn.Module):
     def _branches_out(self) -> list[nn.Linear]:
         return [w.out for w in self.windows] + ([self.deform.out] if self.deform is not None else [])
 
-    def fused_projection(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Weight (sum of outputs, C) and bias of the single projection feeding every branch."""
+    def fused_projection(self) -> torch.Tensor:
+        """Weight (sum of outputs, C) of the single bias-free projection feeding every branch (the
+        deformable queries' bias is added to their slice alone)."""
         weights = [w.qkv_weight for w in self.windows]
-        if self.deform is None:
-            return torch.cat(weights), None
-        w0 = self.deform.q_weight
-        bias = torch.cat([w0.new_zeros(sum(w.shape[0] for w in weights)), self.deform.q_bias])
-        return torch.cat(weights + [w0]), bias
+        if self.deform is not None:
+            weights.append(self.deform.q_weight)
+        return torch.cat(weights)
 
     def branch_outputs(
         self, y: torch.Tensor, order: WindowOrder, sources: DeformSources | None
     ) -> list[torch.Tensor]:
         """Attention outputs (before output projection) of every branch, each (Nq, T, inner_k)."""
-        weight, bias = self.fused_projection()
-        proj = F.linear(y, weight, bias)
+        proj = F.linear(y, self.fused_projection())
         outs, start = [], 0
         for branch in self.windows:
             width = 3 * branch.inner
             outs.append(branch.attend(proj[..., start:start + width], order))
             start += width
         if self.deform is not None:
-            q = proj[..., start:start + self.deform.inner]
+            q = proj[..., start:start + self.deform.inner] + self.deform.q_bias
             if self.deform.sample_from == "own" or sources is None:
                 own = torch.arange(y.shape[0], device=y.device)[:, None]
                 outs.append(self.deform(q, y, own, order))
