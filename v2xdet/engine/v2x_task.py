@@ -158,13 +158,14 @@ class V2XTask(Task):
                                 view_range=list(view)))
         return scenes
 
-    @staticmethod
-    def _agent_positions(batch: dict) -> list:
-        """Each sample's agent sensor positions in the ego frame, from the batch's transforms."""
+    def _agent_positions(self, batch: dict) -> list:
+        """Each sample's agent sensor positions in the ego frame, from the batch's transforms
+        (None where the batch does not carry them: early fusion, or points projected first)."""
         if "agent_positions" in batch:
             return [_numpy(p) for p in batch["agent_positions"]]
         n = len(batch["sample_ids"])
-        if batch["strategy"] == "intermediate":
+        projected = bool((self.cfg["fusion"].get("args") or {}).get("proj_first", False))
+        if batch["strategy"] == "intermediate" and not projected:
             moved = _numpy(batch["spatial_correction"]) @ _numpy(batch["agent_to_ego"])
             record = _numpy(batch["record_len"])
             return [moved[s, :record[s], :3, 3] for s in range(n)]
