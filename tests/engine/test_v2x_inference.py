@@ -40,8 +40,9 @@ def test_train_then_infer_writes_everything(split, tmp_path, strategy):
     state = _train(cfg, tmp_path)
     assert state.global_step == 2 and (tmp_path / "best.pth").is_file()
     report = run_inference(V2XTask(cfg, keep_points=True), tmp_path,
-                           InferenceOptions(save_npy=True, save_vis=strategy != "early", animation="gif",
-                                            progress=False), log=lambda msg: None)
+                           InferenceOptions(save_npy=True, save_vis=strategy != "early",
+                                            animation="gif" if strategy != "early" else None, progress=False),
+                           log=lambda msg: None)
     assert report.frames == 3 and report.summary["n_pred"] > 0 and report.summary["n_gt"] > 0
     assert (tmp_path / "eval.yaml").is_file() and report.checkpoint == tmp_path / "best.pth"
     assert set(report.latency_ms) == {"data", "forward", "postprocess", "total"}
