@@ -46,7 +46,7 @@ ENCODER = {
                            "fusion_method": "split_attn"},
     "feed_forward": {"mlp_dim": 256, "dropout": 0.3},
 }
-DEFORM = {"enabled": True, "heads": 4, "dim_head": 32, "stride": 4, "offset_range_factor": 2.0,
+DEFORM = {"enabled": True, "heads": 4, "dim_head": 32, "stride": 8, "offset_range_factor": 2.0,
           "offset_kernel": 5, "sample_from": "all", "use_pe": True}
 # glibc reads MALLOC_* at process start; THP_MEM_ALLOC_ENABLE makes torch madvise large buffers
 # into transparent huge pages. Tensors above the mmap threshold (at most 32 MB in glibc) are
