@@ -224,7 +224,8 @@ class DeformableBranch(nn.Module):
         return self._group_cache[key]
 
     def _attend_with_bias(self, q, k, v, pos, key_valid, order: WindowOrder, hk: int, wk: int):
-        """Attention with the position bias: ``q`` (Nq, T, inner) -> (Nq, T, heads, d) in token order.
+        """Attention with the position bias: ``q`` (Nq, T, inner) -> (Nq, T, heads, d) in token order
+        (a transposed view).
 
         The bias is read at the displacement from the centre of the query's stride-r cell (its
         reference point) to each sample, so the queries of one cell share one row of the bias
@@ -255,9 +256,9 @@ class DeformableBranch(nn.Module):
                 rows = cells[lo:hi] - c0
                 mask = bias if hi - lo == c1 - c0 else bias.index_select(2, rows.to(bias.device))
                 q_g = q_perm[:, :, starts[g] + lo:starts[g] + hi]
-                # (Nq, heads, n, d) whose memory is (Nq, n, heads, d): transposed back, a plain block
-                pieces[g].append(F.scaled_dot_product_attention(q_g, k, v, attn_mask=mask).transpose(1, 2))
-        out_perm = torch.cat([piece for group in pieces for piece in group], dim=1)  # (Nq, T, heads, d)
+                # with a mask the kernel returns (Nq, heads, n, d) contiguous: concatenated as such
+                pieces[g].append(F.scaled_dot_product_attention(q_g, k, v, attn_mask=mask).contiguous())
+        out_perm = torch.cat([piece for group in pieces for piece in group], dim=2)  # (Nq, heads, T, d)
         inverse = torch.empty_like(perm)
         inverse[perm] = torch.arange(perm.numel(), device=perm.device)
-        return out_perm.index_select(1, inverse)
+        return out_perm.index_select(2, inverse).transpose(1, 2)
