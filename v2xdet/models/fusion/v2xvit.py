@@ -242,10 +242,11 @@ class V2XViTFusion(nn.Module):
         if lidar_range is None:
             lidar_range = centred_lidar_range(h, w, self.voxel_size, self.downsample_rate)
         eye = torch.eye(4, dtype=corr_p.dtype, device=corr_p.device)
-        if not torch.equal(corr_p, eye.expand_as(corr_p)):
-            warped = warp_to_ego(xp.index_select(0, non_ego)[None], corr_p[None], lidar_range,
-                                 self.voxel_size, self.downsample_rate)[0]
-            xp = xp.index_put((non_ego,), warped)
+        if torch.equal(corr_p, eye.expand_as(corr_p)):  # nothing to correct, every cell in view
+            return xp, key_valid
+        warped = warp_to_ego(xp.index_select(0, non_ego)[None], corr_p[None], lidar_range,
+                             self.voxel_size, self.downsample_rate)[0]
+        xp = xp.index_put((non_ego,), warped)
         if self.use_roi_mask:
             key_valid = torch.ones(n, h, w, dtype=torch.bool, device=xp.device)
             key_valid[non_ego] = warp_valid_mask(corr_p, h, w, lidar_range, self.voxel_size,
@@ -268,8 +269,8 @@ class V2XViTFusion(nn.Module):
             key_valid = order.to_tokens(key_valid[:, None].float())[..., 0] > 0.5
         types = (layout.pack(prior[..., 2]) > 0.5).long() if prior is not None else \
             torch.zeros(layout.num_packed, dtype=torch.long, device=x.device)
-        all_bias = pixel_bias(layout, key_valid, None)
-        ego_bias = pixel_bias(layout, key_valid, layout.ego)
+        all_bias = pixel_bias(layout, key_valid, None, x.dtype)
+        ego_bias = pixel_bias(layout, key_valid, layout.ego, x.dtype)
         n_blocks = len(self.blocks)
         for i, block in enumerate(self.blocks):
             last = i == n_blocks - 1
@@ -293,7 +294,9 @@ class V2XViTFusion(nn.Module):
         return order.to_map(tokens)
 
 
-def pixel_bias(layout: AgentLayout, key_valid: torch.Tensor | None, query_index: torch.Tensor | None):
+def pixel_bias(
+    layout: AgentLayout, key_valid: torch.Tensor | None, query_index: torch.Tensor | None, dtype: torch.dtype
+) -> torch.Tensor | None:
     """(T, 1, Nq, N) additive attention bias for HMSA: -inf between agents of different samples
     and for keys outside their warped ROI (``key_valid`` (N, T)); None when nothing is masked."""
     n_samples = layout.mask.shape[0]
@@ -303,7 +306,7 @@ def pixel_bias(layout: AgentLayout, key_valid: torch.Tensor | None, query_index:
     valid = (q_batch[:, None] == layout.batch[None, :])[None]  # (1, Nq, N)
     if key_valid is not None:
         valid = valid & key_valid.t()[:, None, :]
-    bias = torch.zeros(valid.shape, dtype=torch.float32, device=valid.device)
+    bias = torch.zeros(valid.shape, dtype=dtype, device=valid.device)
     bias.masked_fill_(~valid, float("-inf"))
     return bias.unsqueeze(1)
 
