@@ -147,6 +147,8 @@ def test_bad_config_is_named():
         make_branch(sample_from="neighbours")
     with pytest.raises(ValueError, match="offset_range_factor"):
         make_branch(factor=0.0)
+    with pytest.raises(ValueError, match="offset_kernel odd"):
+        DeformableBranch(DIM, 2, 4, 2, 2.0, 4, "own", True, (H, W))
 
 
 @pytest.mark.parametrize("stride,chunk_bytes", [(1, None), (5, None), (5, 4 * 3 * 2 * 7)])

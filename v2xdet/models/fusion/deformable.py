@@ -11,8 +11,8 @@ points sit at the centres of the stride-r cells. Keys and values come from bilin
 With ``use_pe`` a continuous relative position bias is read from a ``(heads, 2Ht-1, 2Wt-1)`` table
 by bilinear sampling at the displacement (normalised by the map size, as DAT) from the query's
 stride-r cell centre -- its reference point -- to the sample: the queries of a cell share the
-bias, so the table is read r^2 times less often than per query (exact DAT for r = 1). A bias per
-query and sample costs about fifteen times the attention product it modifies on a CPU.
+bias, so the table is read r^2 times less often than per query (exact DAT for r = 1). On a CPU a
+bias read per query and sample cost more than the rest of the branch together.
 
 ``sample_from``: ``"own"`` samples the query agent's own map (DAT inside one map); ``"all"``
 samples every real agent's map of the sample, all already in the ego frame, so a query can reach
@@ -35,7 +35,7 @@ from torch import nn
 from v2xdet.models.fusion.tokens import WindowOrder
 
 SAMPLE_FROM = ("own", "all")
-# Upper bound on the bytes of one chunk of the position-bias mask (queries are processed in chunks).
+# Upper bound on the bytes of one chunk of the position-bias mask (cells are processed in chunks).
 PE_CHUNK_BYTES = 32 * 2**20
 
 
@@ -57,9 +57,9 @@ class DeformableBranch(nn.Module):
         super().__init__()
         if sample_from not in SAMPLE_FROM:
             raise ValueError(f"deform.sample_from must be one of {SAMPLE_FROM}, got {sample_from!r}")
-        if stride < 1 or offset_kernel < 1:
-            raise ValueError(f"deform.stride and deform.offset_kernel must be >= 1, got {stride} and "
-                             f"{offset_kernel}")
+        if stride < 1 or offset_kernel < 1 or offset_kernel % 2 == 0:
+            raise ValueError(f"deform.stride must be >= 1 and deform.offset_kernel odd, got {stride} and "
+                             f"{offset_kernel}")  # odd: the offset grid is then ceil(H / r) x ceil(W / r)
         if not offset_range_factor > 0:
             raise ValueError(f"deform.offset_range_factor must be positive, got {offset_range_factor}")
         self.heads, self.dim_head, self.inner = heads, dim_head, heads * dim_head
