@@ -148,3 +148,15 @@ def test_bad_boxes_are_named():
         transform_boxes(np.zeros((1, 7)), np.eye(3))
     with pytest.raises(ValueError, match=r"points must have shape \(P, >=3\)"):
         points_in_boxes(np.zeros((4, 2)), np.zeros((1, 7)))
+
+
+def test_limit_period_keeps_torch_tensors_and_matches_numpy():
+    import torch
+
+    angles = np.array([-7.0, -np.pi, -0.1, 0.0, 3.5, np.pi, 9.0])
+    wrapped_np = limit_period(angles)
+    wrapped_t = limit_period(torch.tensor(angles))
+    assert isinstance(wrapped_t, torch.Tensor)
+    np.testing.assert_allclose(wrapped_t.numpy(), wrapped_np, atol=1e-12)
+    assert np.all((wrapped_np >= -np.pi) & (wrapped_np < np.pi))
+    np.testing.assert_allclose(np.cos(wrapped_np), np.cos(angles), atol=1e-12)

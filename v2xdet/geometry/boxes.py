@@ -46,7 +46,9 @@ def check_boxes(boxes, name: str = "boxes") -> np.ndarray:
 
 def limit_period(angle, offset: float = 0.5, period: float = 2 * np.pi):
     """Wrap angles into ``[-offset * period, (1 - offset) * period)``; works on numpy and torch."""
-    return angle - np.floor(angle / period + offset) * period
+    shifted = angle / period + offset
+    floor = shifted.floor() if hasattr(shifted, "floor") else np.floor(shifted)  # torch stays torch
+    return angle - floor * period
 
 
 def boxes_to_corners(boxes) -> np.ndarray:

@@ -6,19 +6,15 @@ import math
 import torch
 
 from v2xdet.data_utils.preprocess.box_coder import decode
-
-
-def _wrap(angle: torch.Tensor, offset: float, period: float) -> torch.Tensor:
-    """``angle`` into ``[-offset * period, (1 - offset) * period)`` (torch, any device)."""
-    return angle - torch.floor(angle / period + offset) * period
+from v2xdet.geometry.boxes import limit_period
 
 
 def correct_direction(yaw: torch.Tensor, dir_labels: torch.Tensor, dir_offset: float, num_bins: int):
     """OpenPCDet's heading fix: fold ``yaw`` into one bin of width ``2 pi / num_bins`` starting at
     ``dir_offset``, add the predicted bin, wrap to ``[-pi, pi)``."""
     period = 2 * math.pi / num_bins
-    folded = _wrap(yaw - dir_offset, 0.0, period)
-    return _wrap(folded + dir_offset + period * dir_labels.to(yaw.dtype), 0.5, 2 * math.pi)
+    folded = limit_period(yaw - dir_offset, 0.0, period)
+    return limit_period(folded + dir_offset + period * dir_labels.to(yaw.dtype), 0.5, 2 * math.pi)
 
 
 def decode_predictions(output: dict, anchors: torch.Tensor, dir_offset: float = math.pi / 4):

@@ -14,3 +14,14 @@ class FormatError(ValueError):
     def __init__(self, path: str | os.PathLike, message: str):
         self.path = os.fspath(path)
         super().__init__(f"{self.path}: {message}")
+
+
+def read_file_bytes(path: str | os.PathLike, what: str) -> bytes:
+    """The bytes of ``path``; a missing or unreadable file is a :class:`FormatError` naming it."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise FormatError(path, f"{what} does not exist") from None
+    except OSError as err:
+        raise FormatError(path, f"cannot read {what}: {err.strerror}") from None

@@ -17,7 +17,7 @@ import numpy as np
 import yaml
 
 from .atomic import atomic_write_bytes
-from .errors import FormatError
+from .errors import FormatError, read_file_bytes
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -115,12 +115,7 @@ def read_frame_yaml(path: str | os.PathLike, agent_id: int | None = None) -> dic
     ``agent_id`` (for the ``RSU`` default) is taken from the parent folder name when not given.
     """
     path = Path(path)
-    try:
-        text = path.read_bytes()
-    except FileNotFoundError:
-        raise FormatError(path, "frame yaml does not exist") from None
-    except OSError as err:
-        raise FormatError(path, f"cannot read frame yaml: {err.strerror}") from None
+    text = read_file_bytes(path, "frame yaml")
     try:
         meta = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as err:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write_bytes
-from .errors import FormatError
+from .errors import FormatError, read_file_bytes
 from .lzf import lzf_compress, lzf_decompress
 from .pcd_ascii import parse_ascii_numbers
 
@@ -208,12 +208,7 @@ def read_pcd(path: str | os.PathLike, drop_nonfinite: bool = True) -> np.ndarray
     data that disagrees with the header's point count.
     """
     path = Path(path)
-    try:
-        buf = path.read_bytes()
-    except FileNotFoundError:
-        raise FormatError(path, "PCD file does not exist") from None
-    except OSError as err:
-        raise FormatError(path, f"cannot read PCD file: {err.strerror}") from None
+    buf = read_file_bytes(path, "PCD file")
     header = _parse_header(path, buf)
     body = buf[header.data_offset:]
     if header.data == "ascii":
