@@ -131,8 +131,13 @@ def test_late_fusion_one_unit_per_agent_with_own_labels_and_merge_transform(tiny
     _, world = vehicle_boxes({v: tw.vehicle_label(v, 1) for v in tw.VEHICLES}, ego_pose)
     targets = boxes_to_corners(world)
     for unit, a in zip(s["units"], (641, -1, 650), strict=True):
-        same_rows(voxel_points(unit["maps"][0]), crop_range(agent_cloud(tiny_split, a, 1), tw.LIDAR_RANGE))
-        np.testing.assert_allclose(unit["output_to_ego"], x1_to_x2(tw.lidar_pose(a, 1), ego_pose), atol=1e-9)
+        # each agent detects in its frame raised to the ego's sensor height (RSU: +3.1 m)
+        rise = np.eye(4)
+        rise[2, 3] = tw.lidar_pose(a, 1)[2] - ego_pose[2]
+        cloud = transform_points(agent_cloud(tiny_split, a, 1), rise)
+        same_rows(voxel_points(unit["maps"][0]), crop_range(cloud, tw.LIDAR_RANGE))
+        np.testing.assert_allclose(unit["output_to_ego"],
+                                   x1_to_x2(tw.lidar_pose(a, 1), ego_pose) @ np.linalg.inv(rise), atol=1e-9)
         # own labels, moved by the merge transform, sit on the true boxes in the ego frame
         to_ego = unit["output_to_ego"]
         moved = boxes_to_corners(unit["label_boxes"]) @ to_ego[:3, :3].T + to_ego[:3, 3]

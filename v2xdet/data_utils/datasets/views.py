@@ -13,8 +13,18 @@ strategy                detector input maps (one unit unless noted)    training 
                         with the noisy transforms, merged
 ``intermediate``        every agent's cloud in its own frame, or       the union GT (ego frame)
                         projected into the ego frame (``proj_first``)
-``late``                one unit per agent: its cloud in its frame     that agent's own labels
+``late``                one unit per agent: its cloud in its           that agent's own labels
+                        detection frame (see below)                    (same frame)
 ======================  =============================================  ==========================
+
+Late fusion's *detection frame*: every agent detects with the config's ``cav_lidar_range`` and
+anchors, whose heights suit a roof-mounted vehicle LiDAR. A roadside unit's sensor sits metres
+higher, so in its own frame the ground and the cars lie below the range and would be cropped
+away. Each agent therefore detects in its data frame shifted along z by
+``rise = its sensor's world z - the ego sensor's world z`` (clean data-frame poses; zero for the
+ego and for vehicles at the ego's height), which puts its sensor at the ego's sensor height. The
+shift moves its points and its own labels, and ``output_to_ego`` undoes it before the agent's
+transform to the ego.
 
 Single-agent detectors (``none``, ``late``) learn from the vehicles their agent lists (those
 its sensor covers), as OpenCOOD trains them; evaluation always uses the union GT of the sample,
@@ -57,16 +67,35 @@ class EarlyFusionDataset(BaseDataset):
         return {"units": [self.single_unit(merged, prepared.gt_boxes, prepared, 0)]}
 
 
+def detection_shifts(prepared: Prepared) -> np.ndarray:
+    """(L, 3) translation from each agent's data frame to its late-fusion detection frame.
+
+    ``A @ (0, 0, rise_i)`` with ``rise_i`` = agent ``i``'s LiDAR world z minus the ego's (data-frame
+    poses, clean: an agent knows its own height) and ``A`` the sample's augmentation, so the shift
+    lives in the augmented frames as every other transform does.
+    """
+    heights = prepared.plan.pose_data[:, 2]
+    rise = heights - heights[0]
+    return rise[:, None] * prepared.augmentation[:3, 2][None, :]
+
+
 class LateFusionDataset(BaseDataset):
-    """Boxes shared: every agent detects in its own frame; the postprocess moves its boxes to the
-    ego frame with ``output_to_ego`` (the noisy transform) and merges them."""
+    """Boxes shared: every agent detects in its detection frame (its data frame shifted to the
+    ego's sensor height, see the module doc); the postprocess moves its boxes to the ego frame
+    with ``output_to_ego`` (the shift undone, then the noisy transform) and merges them."""
 
     strategy = "late"
 
     def view(self, prepared: Prepared) -> dict:
-        return {"units": [self.single_unit(p, labels, prepared, i, to_ego) for i, (p, labels, to_ego) in
-                          enumerate(zip(prepared.points, prepared.own_boxes, prepared.fusion_to_ego,
-                                        strict=True))]}
+        units = []
+        for i, shift in enumerate(detection_shifts(prepared)):
+            points, labels = prepared.points[i].copy(), prepared.own_boxes[i].copy()
+            points[:, :3] += shift
+            labels[:, :3] += shift
+            undo = np.eye(4)
+            undo[:3, 3] = -shift
+            units.append(self.single_unit(points, labels, prepared, i, prepared.fusion_to_ego[i] @ undo))
+        return {"units": units}
 
 
 class IntermediateFusionDataset(BaseDataset):
