@@ -129,6 +129,40 @@ def test_fusion_plumbing_regroup_mask_warp():
     torch.testing.assert_close(out["reg_preds"], det.head(expected)["reg_preds"])
 
 
+class PlainMax(MaxOverAgents):
+    """MaxOverAgents recording the spatial correction it is given."""
+
+    def forward(self, x, mask, meta):
+        self.corrections = meta["spatial_correction"].clone()
+        return super().forward(x, mask, meta)
+
+
+class CorrectingMax(PlainMax):
+    """A fusion that applies the spatial correction itself (as V2X-ViT's STTF)."""
+
+    applies_spatial_correction = True
+
+
+def test_spatial_correction_goes_to_the_warp_or_to_the_fusion_that_applies_it():
+    cfg = config()
+    cfg["model"]["core_method"] = "point_pillar_fcooper"
+    pts, _ = frames(3, seed=2)
+    batch = cooperative(make_batch(pts, [3]), [3])
+    batch["agent_to_ego"][0, 1, 0, 3] = 3.2
+    batch["spatial_correction"][0, 1, 1, 3] = -1.5
+    batch["spatial_correction"][0, 2, 0, 3] = 2.0    # agent 2 needs the correction alone
+    to_ego, correction = batch["agent_to_ego"][:, :3], batch["spatial_correction"][:, :3]
+    for fusion_cls, warped, seen in ((PlainMax, correction @ to_ego, torch.eye(4).expand(1, 3, 4, 4)),
+                                     (CorrectingMax, to_ego, correction)):
+        warp = RecordingWarp()
+        det = build_detector(cfg["model"], fusions={"max": fusion_cls}, warp=warp)
+        with torch.no_grad():
+            det(batch)
+        (transform, *_), = warp.calls
+        torch.testing.assert_close(transform, warped)
+        torch.testing.assert_close(det.fusion.corrections, seen)
+
+
 def test_cooperative_batch_errors_name_the_key():
     cfg = config()
     cfg["model"]["core_method"] = "point_pillar_fcooper"

@@ -68,3 +68,26 @@ def test_every_cooperative_model_runs_forward_and_backward(core_method):
     assert out["cls_preds"].shape == (1, 2, 32, 32) and out["reg_preds"].shape == (1, 14, 32, 32)
     sum(v.sum() for v in out.values()).backward()
     assert all(p.grad is not None for p in det.fusion.parameters())
+
+
+@pytest.mark.parametrize("core_method", ["point_pillar_fcooper", "point_pillar_attfuse"])
+def test_fusions_without_sttf_get_the_spatial_correction_in_the_ego_warp(core_method):
+    cfg = config()
+    cfg["model"]["core_method"] = core_method
+    torch.manual_seed(0)
+    det = build_detector(cfg["model"]).eval()
+    assert not det.fusion.applies_spatial_correction
+    batch = two_agent_batch(3.2, np.random.default_rng(2))
+    correction = torch.eye(4)
+    angle = torch.tensor(0.2)
+    correction[:2, :2] = torch.tensor([[angle.cos(), -angle.sin()], [angle.sin(), angle.cos()]])
+    correction[:2, 3] = torch.tensor([1.6, -2.4])
+    corrected = {**batch, "spatial_correction": batch["spatial_correction"].clone()}
+    corrected["spatial_correction"][0, 1] = correction
+    composed = {**batch, "agent_to_ego": batch["agent_to_ego"].clone()}
+    composed["agent_to_ego"][0, 1] = correction @ batch["agent_to_ego"][0, 1]
+    with torch.no_grad():
+        got, want, uncorrected = det(corrected), det(composed), det(batch)
+    for key in want:
+        torch.testing.assert_close(got[key], want[key])
+    assert (got["cls_preds"] - uncorrected["cls_preds"]).abs().max() > 1e-3

@@ -11,6 +11,12 @@ is its own sample), built as ``FUSIONS[name](args, channels)`` with ``args`` the
 ``model.args`` named in :data:`FUSION_ARGS_KEY` (``{}`` for methods without arguments); the fusion
 is called with ``meta = {prior_encoding, spatial_correction, lidar_range}``.
 
+Spatial correction (``fusion.args.cur_ego_pose_flag: false``): ``agent_to_ego`` then maps into
+the ego's pose at the agent's delayed time and ``spatial_correction`` maps that into the current
+ego frame. A fusion class with ``applies_spatial_correction = True`` (V2X-ViT's STTF) warps by it
+itself; for any other (default ``False``: max, att) the detector warps by the composition
+``spatial_correction @ agent_to_ego`` and passes the identity as ``meta["spatial_correction"]``.
+
 The batch (all torch tensors; ``N`` = batch entries, one per agent for cooperative models,
 laid out sample-major; ``P`` pillars in all; ``T`` points per pillar)::
 
@@ -22,7 +28,8 @@ laid out sample-major; ``P`` pillars in all; ``T`` points per pillar)::
                                         identity where points were already projected (proj_first)
     prior_encoding    (B, L, 3)         cooperative only: passed to the fusion (V2X-ViT: velocity,
                                         time delay, infrastructure flag)
-    spatial_correction (B, L, 4, 4)     cooperative only: passed to the fusion
+    spatial_correction (B, L, 4, 4)     cooperative only: ego reference frame -> current ego frame
+                                        (see above)
 
 ``L`` may be larger than ``max(record_len)`` (padded to ``max_cav``); only the first
 ``max(record_len)`` slots are used. The output holds ``cls_preds (B, A, H, W)``,
@@ -194,12 +201,14 @@ class Detector(nn.Module):
                 raise ValueError(f"batch[{key!r}] must have shape (B={grouped.shape[0]}, L>={lmax}, "
                                  f"{', '.join(map(str, tail))}), got {tuple(value.shape)}")
             sliced[key] = value[:, :lmax].to(device=x.device, dtype=x.dtype)
-        transform = sliced["agent_to_ego"]
-        eye = torch.eye(4, dtype=transform.dtype, device=transform.device)
-        if not torch.allclose(transform, eye.expand_as(transform), atol=1e-6):
+        transform, correction = sliced["agent_to_ego"], sliced["spatial_correction"]
+        eye = torch.eye(4, dtype=transform.dtype, device=transform.device).expand_as(transform)
+        if not getattr(self.fusion, "applies_spatial_correction", False):
+            transform, correction = correction @ transform, eye
+        if not torch.allclose(transform, eye, atol=1e-6):
             grouped = self._warp(grouped, transform, self.lidar_range, self.voxel_size, self.feature_stride)
-        meta = {"prior_encoding": sliced["prior_encoding"],
-                "spatial_correction": sliced["spatial_correction"], "lidar_range": self.lidar_range}
+        meta = {"prior_encoding": sliced["prior_encoding"], "spatial_correction": correction,
+                "lidar_range": self.lidar_range}
         return self.fusion(grouped, mask, meta)
 
     def forward(self, batch: dict) -> dict[str, torch.Tensor]:

@@ -2,7 +2,8 @@
 
 Both take ``x (B, L, C, H, W)`` maps already in the ego frame and ``mask (B, L)`` (True = real
 agent, slot 0 = ego) and return the ego's fused map ``(B, C, H, W)``; padding slots never
-contribute.
+contribute. Neither applies ``meta["spatial_correction"]`` (``applies_spatial_correction =
+False``): the detector folds it into the ego warp.
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ def check_fusion_inputs(x: torch.Tensor, mask: torch.Tensor, channels: int) -> N
 class MaxFusion(nn.Module):
     """F-Cooper (``SpatialFusion``): the element-wise maximum over the real agents."""
 
+    applies_spatial_correction = False
+
     def __init__(self, args: dict | None, in_channels: int):
         super().__init__()
         if args:
@@ -44,6 +47,8 @@ class MaxFusion(nn.Module):
 class AttFusion(nn.Module):
     """AttFuse (``AttFusion``): at each pixel the ego feature attends over the agents' features,
     ``softmax_j(x_ego . x_j / sqrt(C)) x_j`` (no projections, as OpenCOOD)."""
+
+    applies_spatial_correction = False
 
     def __init__(self, args: dict | None, in_channels: int):
         super().__init__()

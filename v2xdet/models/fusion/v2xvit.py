@@ -134,6 +134,7 @@ class V2XViTFusion(nn.Module):
     """
 
     allow_deform = False
+    applies_spatial_correction = True  # STTF: the detector leaves the correction to it
 
     def __init__(self, args: dict, in_channels: int, grid_size: Sequence[int] | None = None):
         super().__init__()
