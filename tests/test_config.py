@@ -138,6 +138,17 @@ def test_unknown_key(tmp_path):
     assert [i.path for i in err.issues] == ["train_params.epochs"]
 
 
+def test_save_every_steps_is_a_training_option(tmp_path):
+    from v2xdet.engine.trainer import TrainOptions
+
+    assert load_config(write_variant(tmp_path, {}))["train_params"]["save_every_steps"] == 0
+    cfg = load_config(write_variant(tmp_path, {"train_params": {"save_every_steps": 50}}))
+    assert cfg["train_params"]["save_every_steps"] == 50
+    assert TrainOptions.from_config(cfg).save_every_steps == 50
+    msg = str(load_error(write_variant(tmp_path, {"train_params": {"save_every_steps": -1}})))
+    assert "train_params.save_every_steps: got -1 (int); expected an integer >= 0" in msg
+
+
 def test_wrong_type_names_list_index(tmp_path):
     path = write_variant(tmp_path, {"model": {"args": {"base_bev_backbone": {"layer_nums": [3, "five", 8]}}}})
     err = load_error(path)

@@ -580,6 +580,7 @@ TRAIN_PARAMS = Dict({
     "epoches": Int(1),  # OpenCOOD's spelling
     "eval_freq": Optional(Int(1), 1),
     "save_freq": Optional(Int(1), 1),
+    "save_every_steps": Optional(Int(0), 0),  # also refresh latest.pth every N steps; 0: epochs only
     "max_cav": Optional(Int(1), 5),
     "num_threads": Optional(Int(0), 0),
     "num_workers": Optional(Int(0), 0),
