@@ -14,6 +14,7 @@ from v2xdet.engine.checkpoint import (
     atomic_save,
     find_resume_checkpoint,
     load_checkpoint,
+    load_pretrained,
     load_state_strict,
     model_state,
 )
@@ -107,3 +108,24 @@ def test_find_resume_checkpoint_order(tmp_path):
     assert find_resume_checkpoint(tmp_path).name == "net_epoch10.pth"
     (tmp_path / "latest.pth").write_bytes(b"x")
     assert find_resume_checkpoint(tmp_path).name == "latest.pth"
+
+
+def test_load_pretrained_copies_matching_tensors_only(tmp_path):
+    torch.manual_seed(0)
+    source = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    atomic_save({"model": source.state_dict()}, tmp_path / "src.pth")
+    target = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 5), nn.Linear(5, 1))  # layer 1 resized, 2 new
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    report = load_pretrained(target, tmp_path / "src.pth")
+    assert report["loaded"] == ["0.bias", "0.weight"]
+    assert report["skipped"] == ["1.bias", "1.weight", "2.bias", "2.weight"]
+    assert report["unused"] == []
+    assert torch.equal(target[0].weight, source[0].weight)
+    assert torch.equal(target[1].weight, before["1.weight"])  # shape differs: kept
+    assert torch.equal(target[2].bias, before["2.bias"])
+
+
+def test_load_pretrained_refuses_an_unrelated_checkpoint(tmp_path):
+    atomic_save({"model": {"other.weight": torch.zeros(2)}}, tmp_path / "x.pth")
+    with pytest.raises(CheckpointError, match="x.pth.*shares no tensor"):
+        load_pretrained(nn.Linear(2, 2), tmp_path / "x.pth")

@@ -149,3 +149,19 @@ def test_diverging_loss_stops_with_a_clear_error(tmp_path):
     trainer = Trainer(TinyTask(cfg), tmp_path, options, log_console=False)
     with pytest.raises(FloatingPointError, match=r"loss is (nan|inf) at epoch 1, step \d+ .*diverged"):
         trainer.fit()
+
+
+def test_pretrained_model_warm_starts_a_new_run_only(tmp_path):
+    _train(tmp_path / "src")
+    source = _weights(tmp_path / "src")
+    cfg = tiny_config(epoches=1)
+    options = TrainOptions.from_config(cfg, progress=False, pretrained_model=str(tmp_path / "src" / LATEST))
+    trainer = Trainer(TinyTask(cfg), tmp_path / "warm", options, log_console=False)
+    own = trainer.model.state_dict()
+    assert all(torch.equal(own[k], source[k]) for k in source)  # every tensor came from the file
+    assert "warm start from" in (tmp_path / "warm" / "train.log").read_text()
+    trainer.fit()
+    trained = _weights(tmp_path / "warm")
+    # a resumed run continues from its own checkpoint, not from the pretrained weights
+    resumed = Trainer(TinyTask(cfg), tmp_path / "warm", options, log_console=False)
+    assert all(torch.equal(resumed.model.state_dict()[k], trained[k]) for k in trained)

@@ -84,3 +84,21 @@ def find_resume_checkpoint(model_dir) -> Path | None:
     epochs = [(int(m.group(1)), p) for p in model_dir.glob("net_epoch*.pth")
               if (m := _EPOCH_RE.match(p.name))]
     return max(epochs)[1] if epochs else None
+
+
+def load_pretrained(module: nn.Module, path) -> dict[str, list[str]]:
+    """Warm-start ``module`` from the model weights in checkpoint ``path`` (OpenPCDet's
+    ``--pretrained_model``): every tensor whose name and shape match is copied, the rest of the
+    model keeps its initialization. Returns ``{"loaded", "skipped", "unused"}`` key lists (skipped:
+    in the model but absent or of another shape in the file; unused: only in the file). A file
+    that shares no tensor with the model is refused, naming it."""
+    state = model_state(load_checkpoint(path), path)
+    own = module.state_dict()
+    loaded = sorted(k for k, v in state.items()
+                    if k in own and isinstance(v, torch.Tensor) and v.shape == own[k].shape)
+    if not loaded:
+        raise CheckpointError(f"checkpoint {path} shares no tensor (same name and shape) with the model "
+                              f"({type(module).__name__}); is it a checkpoint of this detector?")
+    module.load_state_dict({k: state[k] for k in loaded}, strict=False)
+    return {"loaded": loaded, "skipped": sorted(set(own) - set(loaded)),
+            "unused": sorted(set(state) - set(own))}

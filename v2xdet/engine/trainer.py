@@ -33,6 +33,7 @@ from .checkpoint import (
     epoch_checkpoint_name,
     find_resume_checkpoint,
     load_checkpoint,
+    load_pretrained,
     load_state_strict,
     model_state,
 )
@@ -62,6 +63,7 @@ class TrainOptions:
     deterministic: bool = False   # torch.use_deterministic_algorithms (bitwise resume on GPU)
     find_unused_parameters: bool = False
     progress: bool = True         # tqdm bar per epoch
+    pretrained_model: str | None = None  # warm start a new run from this checkpoint's matching weights
 
     _CONFIG_KEYS = {"epochs": ("epoches", "epochs"), "batch_size": ("batch_size",),
                     "eval_freq": ("eval_freq",), "save_freq": ("save_freq",),
@@ -172,6 +174,11 @@ class Trainer:
 
         seed_everything(rank_seed(options.seed, self.ctx.rank))  # each rank its own dropout stream
         self.resumed_from = self._resume()
+        if self.resumed_from is None and options.pretrained_model:
+            report = load_pretrained(self.model, options.pretrained_model)
+            self.log.info(f"warm start from {options.pretrained_model}: {len(report['loaded'])} tensors "
+                          f"loaded, {len(report['skipped'])} kept their initialization, "
+                          f"{len(report['unused'])} unused")
         if self.ctx.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.model, device_ids=ids,
