@@ -425,6 +425,17 @@ def test_exemplar_and_all_its_variants_load():
     assert models == set(cs.MODELS)
 
 
+def test_deformable_branch_defaults_are_the_cheap_setting(tmp_path):
+    """Unset, the branch gets heads 4 at stride 8 (measured +21-33% over MSwin; heads 8 / stride 4: +308%)."""
+    unset = {"model": {"args": {"transformer": {"encoder": {"pwindow_att_config": {"deform": {
+        "heads": None, "stride": None}}}}}}}
+    cfg = load_config(write_variant(tmp_path, unset, base=EXEMPLAR))
+    deform = cfg["model"]["args"]["transformer"]["encoder"]["pwindow_att_config"]["deform"]
+    assert (deform["heads"], deform["stride"]) == (4, 8)
+    shown = load_config(EXEMPLAR)["model"]["args"]["transformer"]["encoder"]["pwindow_att_config"]["deform"]
+    assert (shown["heads"], shown["stride"]) == (4, 8)
+
+
 def test_exemplar_shows_every_schema_key():
     text = EXEMPLAR.read_text()
     base = read_yaml(EXEMPLAR)
