@@ -70,6 +70,28 @@ def test_train_then_infer_writes_everything(split, tmp_path, strategy):
         assert iio.imread(report.vis_dir / "sequence.gif", index=None).shape[0] == 3
 
 
+@pytest.mark.parametrize("strategy, proj_first", [("early", False), ("intermediate", True), ("late", False)])
+def test_pictures_mark_every_agent_for_every_strategy(split, strategy, proj_first):
+    from v2xdet.engine.task import FrameResult
+
+    cfg = v2x_config(split, strategy)
+    cfg["fusion"]["args"]["proj_first"] = proj_first
+    task = V2XTask(cfg, keep_points=True)
+    dataset = task.build_dataset("validate", train=False)
+    batch = task.collate([dataset[0], dataset[1]])
+    empty = np.zeros((0, 8, 3), dtype=np.float32)
+    results = [FrameResult("f", empty, np.zeros(0, dtype=np.float32), empty) for _ in range(2)]
+    for s, scene in enumerate(task.scenes(batch, results)):
+        np.testing.assert_allclose(scene.agent_positions, batch["agent_positions"][s].numpy())
+        assert scene.agent_positions.shape == (3, 3) and not scene.agent_positions[0].any()
+        # the RSU marker sits at its sensor (5 m mast: 3.1 m above the ego's), also in late fusion
+        # where its unit's output frame is lowered to the ego's sensor height
+        assert scene.agent_positions[1, 2] == pytest.approx(3.1, abs=1e-4)
+    del batch["agent_positions"]
+    with pytest.raises(ValueError, match="agent_positions"):
+        task.scenes(batch, results)
+
+
 def test_inference_tags_keep_settings_apart_and_global_sort(split, tmp_path):
     cfg = v2x_config(split, "late", score_threshold=0.0)
     _train(cfg, tmp_path)

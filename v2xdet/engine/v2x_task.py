@@ -145,7 +145,10 @@ class V2XTask(Task):
         from v2xdet.visualization import Scene
         if "points" not in batch:
             raise ValueError("pictures need the agents' clouds: build the task with keep_points=True")
-        positions = self._agent_positions(batch)
+        if "agent_positions" not in batch:
+            raise ValueError("pictures need each agent's position: collate the samples with "
+                             "v2xdet.data_utils.datasets.collate (batch['agent_positions'])")
+        positions = [_numpy(p) for p in batch["agent_positions"]]   # (L, 3) ego frame, every strategy
         view = self.cfg["postprocess"].get("gt_range") or self.cfg["preprocess"]["cav_lidar_range"]
         scenes = []
         for s, frame in enumerate(results):
@@ -157,23 +160,6 @@ class V2XTask(Task):
                                 pred_corners=frame.pred_corners, pred_scores=frame.pred_scores, title=title,
                                 view_range=list(view)))
         return scenes
-
-    def _agent_positions(self, batch: dict) -> list:
-        """Each sample's agent sensor positions in the ego frame, from the batch's transforms
-        (None where the batch does not carry them: early fusion, or points projected first)."""
-        if "agent_positions" in batch:
-            return [_numpy(p) for p in batch["agent_positions"]]
-        n = len(batch["sample_ids"])
-        projected = bool((self.cfg["fusion"].get("args") or {}).get("proj_first", False))
-        if batch["strategy"] == "intermediate" and not projected:
-            moved = _numpy(batch["spatial_correction"]) @ _numpy(batch["agent_to_ego"])
-            record = _numpy(batch["record_len"])
-            return [moved[s, :record[s], :3, 3] for s in range(n)]
-        if batch["strategy"] == "late":
-            to_ego = _numpy(batch["output_to_ego"])
-            unit_sample = _numpy(batch["unit_sample_index"])
-            return [to_ego[unit_sample == s, :3, 3] for s in range(n)]
-        return [None] * n
 
 
 def inference_config(model_dir, fusion_method: str | None = None, dataset_dir=None, split: str = "validate",

@@ -295,3 +295,32 @@ def test_a_real_config_file_builds_its_dataset(tiny_split):
     nx, ny, _ = cfg["preprocess"]["grid_size"]
     coords = b["voxel_coords"]
     assert coords[:, 3].max() < nx and coords[:, 2].max() < ny and (coords[:, 1] == 0).all()
+
+
+@pytest.mark.parametrize("strategy, fusion_args", [("early", {}), ("intermediate", {"proj_first": True}),
+                                                   ("intermediate", {}), ("late", {}), ("none", {})])
+def test_every_sample_carries_the_agents_sensor_positions_in_the_ego_frame(tiny_split, strategy, fusion_args):
+    ds = make(tiny_split, strategy, fusion_args=fusion_args)
+    samples = [ds[0], ds[2]]
+    for s, t in zip(samples, (0, 2), strict=True):
+        ego_pose = tw.lidar_pose(641, t)
+        expected = [x1_to_x2(tw.lidar_pose(a, t), ego_pose)[:3, 3] for a in s["agent_ids"]]
+        assert s["agent_positions"].shape == (3, 3) and s["agent_positions"].dtype == np.float32
+        np.testing.assert_allclose(s["agent_positions"], expected, atol=1e-4)
+        np.testing.assert_array_equal(s["agent_positions"][0], 0.0)
+        # the RSU (5 m mast) sits 3.1 m above the ego's sensor, 650 at its height
+        np.testing.assert_allclose(s["agent_positions"][1:, 2], [3.1, 0.0], atol=1e-4)
+    batch = collate(samples)
+    assert [tuple(p.shape) for p in batch["agent_positions"]] == [(3, 3), (3, 3)]
+    torch.testing.assert_close(batch["agent_positions"][1], torch.from_numpy(samples[1]["agent_positions"]))
+
+
+def test_agent_positions_follow_the_augmentation_and_the_pose_noise(tiny_split):
+    wild = {"loc_err": True, "xyz_std": 0.5, "ryp_std": 2.0, "seed": 9}
+    ds = make(tiny_split, "early", train=True, wild=wild)
+    prepared = ds.prepare(1)
+    positions = ds[1]["agent_positions"]
+    np.testing.assert_allclose(positions, prepared.fusion_to_ego[:, :3, 3], atol=1e-5)
+    # the augmented positions are the augmentation of the (noisy) unaugmented ones
+    plain = make(tiny_split, "early", wild=wild)[1]["agent_positions"]
+    np.testing.assert_allclose(positions, plain @ prepared.augmentation[:3, :3].T, atol=1e-4)

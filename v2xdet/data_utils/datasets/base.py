@@ -178,6 +178,8 @@ class BaseDataset(Dataset):
             "gt_ids": prepared.gt_ids,
             "gt_boxes": prepared.gt_boxes.astype(np.float32),
             "gt_corners": boxes_to_corners(prepared.gt_boxes).astype(np.float32),
+            # each agent's sensor in the current ego frame, where its data is put (for pictures)
+            "agent_positions": prepared.fusion_to_ego[:, :3, 3].astype(np.float32),
         })
         if self.keep_points:
             sample["points"] = [transform_points(p, t)

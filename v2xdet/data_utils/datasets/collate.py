@@ -28,6 +28,8 @@ key                         shape / type          meaning
 ``gt_boxes``, ``gt_corners``  list of S tensors   evaluation GT per sample, ego frame: (K, 7) and
                                                   (K, 8, 3)
 ``gt_ids``, ``agent_ids``, ``delay``  lists of S  vehicle ids of the GT; agents (ego first); delays
+``agent_positions``         list of S (L_s, 3)    each agent's sensor in the current ego frame (its
+                                                  ``fusion_to_ego`` translation; ego at the origin)
 ``sample_ids``              list of S tuples      ``(scenario, timestamp, ego_id)`` for saving
 ``strategy``                str                   the fusion strategy of the samples
 ``points``                  list of S lists       (only with ``keep_points``) clouds in ego frame
@@ -90,6 +92,8 @@ def collate(samples: list[dict]) -> dict:
         "gt_ids": [torch.from_numpy(np.asarray(s["gt_ids"], dtype=np.int64)) for s in samples],
         "agent_ids": [torch.from_numpy(np.asarray(s["agent_ids"], dtype=np.int64)) for s in samples],
         "delay": [torch.from_numpy(np.asarray(s["delay"], dtype=np.int64)) for s in samples],
+        "agent_positions": [torch.from_numpy(np.asarray(s["agent_positions"], dtype=np.float32))
+                            for s in samples],
         "sample_ids": [tuple(s["sample_id"]) for s in samples],
         "strategy": strategies.pop(),
     }
