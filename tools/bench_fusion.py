@@ -5,9 +5,10 @@ threads), parameter count, FLOPs (``torch.utils.flop_counter.FlopCounterMode``, 
 flash-attention kernel of ``scaled_dot_product_attention`` registered so attention is counted),
 the arithmetic floor = FLOPs / this machine's fp32 matmul rate measured in the same run
 (2048 x 2048 products), and latency / floor; the same with CPU time (FLOPs / GEMM FLOP per CPU
-second), which a shared machine disturbs less than wall time. ``--mswin`` times the MSwin block
-alone with and without deformable-branch variants. ``--malloc`` reruns one case in subprocesses
-under different glibc allocator / transparent-huge-page settings.
+second), which a shared machine disturbs less than wall time. The glibc allocator is tuned at
+start-up (``tune_allocator``; ``--no_tune_allocator`` keeps glibc's defaults). ``--mswin`` times
+the MSwin block alone with and without deformable-branch variants. ``--malloc`` reruns one case in
+subprocesses under different glibc allocator / transparent-huge-page settings.
 
     .venv/bin/python tools/bench_fusion.py                      # all methods, 1/2/5 agents
     .venv/bin/python tools/bench_fusion.py --methods v2xvit --agents 5 --malloc
@@ -19,13 +20,11 @@ import copy
 import json
 import math
 import os
-import resource
 import subprocess
 import sys
-import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+from benchlib import add_allocator_option, best_time, count_flops, rates_around, setup_allocator, timed
 
 from v2xdet.models.fusion import FUSIONS
 from v2xdet.models.fusion.mswin import MSwin
@@ -48,11 +47,6 @@ ENCODER = {
 }
 DEFORM = {"enabled": True, "heads": 4, "dim_head": 32, "stride": 8, "offset_range_factor": 2.0,
           "offset_kernel": 5, "sample_from": "all", "use_pe": True}
-# glibc reads MALLOC_* at process start; THP_MEM_ALLOC_ENABLE makes torch madvise large buffers
-# into transparent huge pages. Tensors above the mmap threshold (at most 32 MB in glibc) are
-# mmapped and unmapped at every free, so each forward pass faults in (and the kernel zeroes) them
-# again; MALLOC_MMAP_MAX_=0 keeps every allocation in the heap, and a large trim threshold keeps
-# the freed heap for the next pass.
 # Deformable-branch configurations compared by --mswin (overrides of DEFORM).
 DEFORM_VARIANTS = [
     {"sample_from": "own", "stride": 4, "use_pe": True},
@@ -62,32 +56,18 @@ DEFORM_VARIANTS = [
     {"sample_from": "all", "stride": 8, "use_pe": False},
     {"heads": 8, "sample_from": "all", "stride": 4, "use_pe": True},  # the config schema's defaults
 ]
+# glibc reads MALLOC_* at process start; THP_MEM_ALLOC_ENABLE makes torch madvise large buffers
+# into transparent huge pages. Tensors above the mmap threshold (at most 32 MB in glibc) are
+# mmapped and unmapped at every free, so each forward pass faults in (and the kernel zeroes) them
+# again; MALLOC_MMAP_MAX_=0 keeps every allocation in the heap, and a large trim threshold keeps
+# the freed heap for the next pass. These run with --no_tune_allocator (mallopt would override
+# them); the last row is the scripts' default, tune_allocator() (mallopt at start-up).
 ALLOCATOR_SETTINGS = {
-    "default": {},
+    "glibc default": {},
     "mmap_thr=32M,trim=1G": {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30)},
     "THP_MEM_ALLOC_ENABLE=1": {"THP_MEM_ALLOC_ENABLE": "1"},
     "mmap_max=0,trim=16G": {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(16 * 2**30)},
-}
-
-
-def _cpu_flash_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
-    return sdpa_flop_count(query_shape, key_shape, value_shape)
-
-
-def _addmm_flops(self_shape, a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
-    return 2 * a_shape[0] * a_shape[1] * b_shape[1]
-
-
-def _baddbmm_flops(self_shape, a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
-    return 2 * a_shape[0] * a_shape[1] * a_shape[2] * b_shape[2]
-
-
-# FlopCounterMode knows sdpa's CUDA kernels and out-of-place addmm/baddbmm only: add the CPU flash
-# kernel and the in-place GEMMs the fusion modules accumulate residuals with.
-FLOP_MAPPING = {
-    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_flops,
-    torch.ops.aten.addmm_: _addmm_flops,
-    torch.ops.aten.baddbmm_: _baddbmm_flops,
+    "tune_allocator() (default)": None,
 }
 
 
@@ -115,46 +95,6 @@ def make_inputs(n_agents: int, seed: int = 0):
         corr[0, i, :2, :2] = torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
         corr[0, i, :2, 3] = torch.tensor([0.2 * i, -0.1 * i])
     return x, mask, {"prior_encoding": prior, "spatial_correction": corr}
-
-
-def best_time(fn, repeat: int) -> float:
-    return timed(fn, repeat)["seconds"]
-
-
-def timed(fn, repeat: int) -> dict:
-    """Best wall time of ``repeat`` runs (after one warm-up) and the mean CPU time, system time and
-    minor page faults per run (CPU time is less disturbed than wall time on a shared machine)."""
-    fn()
-    best = math.inf
-    r0 = resource.getrusage(resource.RUSAGE_SELF)
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    r1 = resource.getrusage(resource.RUSAGE_SELF)
-    return {"seconds": best,
-            "cpu": (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / repeat,
-            "sys": (r1.ru_stime - r0.ru_stime) / repeat,
-            "faults": (r1.ru_minflt - r0.ru_minflt) / repeat}
-
-
-def matmul_rate(repeat: int = 5, n: int = 2048, iters: int = 4) -> tuple[float, float]:
-    """Best fp32 GEMM rate of this machine with the current thread count: FLOP per wall second and
-    FLOP per CPU second (the latter is what a process gets done when the CPU is shared)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-
-    def run():
-        for _ in range(iters):
-            torch.mm(a, b)
-    t = timed(run, repeat)
-    flops = 2 * n**3 * iters
-    return flops / t["seconds"], flops / t["cpu"]
-
-
-def count_flops(fn) -> int:
-    with FlopCounterMode(display=False, custom_mapping=FLOP_MAPPING) as counter:
-        fn()
-    return counter.get_total_flops()
 
 
 def bench_method(name: str, n_agents: int, repeat: int, deform: dict | None = None) -> dict:
@@ -191,15 +131,18 @@ def bench_mswin(n_agents: int, repeat: int, deform: dict | None) -> dict:
 def allocator_table(method: str, n_agents: int, repeat: int, threads: int) -> None:
     print(f"\nAllocator settings, {method} with {n_agents} agents (best wall of {repeat}; CPU, system "
           f"time and minor faults per forward pass; {threads} threads):")
-    print(f"{'setting':<26}{'wall s':>8}{'CPU s':>8}{'sys s':>8}{'faults':>10}{'CPU vs default':>16}")
+    print(f"{'setting':<28}{'wall s':>8}{'CPU s':>8}{'sys s':>8}{'faults':>10}{'CPU vs glibc':>16}")
     base = None
     for label, env in ALLOCATOR_SETTINGS.items():
         cmd = [sys.executable, __file__, "--methods", method, "--agents", str(n_agents), "--repeat",
                str(repeat), "--threads", str(threads), "--json"]
-        out = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, check=True)
+        if env is not None:
+            cmd.append("--no_tune_allocator")
+        out = subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                             check=True)
         row = json.loads(out.stdout.strip().splitlines()[-1])[0]
         base = base or row["cpu"]
-        print(f"{label:<26}{row['seconds']:>8.2f}{row['cpu']:>8.2f}{row['sys']:>8.2f}{row['faults']:>10.0f}"
+        print(f"{label:<28}{row['seconds']:>8.2f}{row['cpu']:>8.2f}{row['sys']:>8.2f}{row['faults']:>10.0f}"
               f"{row['cpu'] / base:>16.2f}")
 
 
@@ -216,18 +159,19 @@ def main() -> None:
     parser.add_argument("--malloc", action="store_true",
                         help="compare allocator settings (first method and agent count)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON only")
+    add_allocator_option(parser)
     args = parser.parse_args()
+    allocator = setup_allocator(not args.no_tune_allocator)
     torch.set_num_threads(args.threads)
 
-    rate, cpu_rate = matmul_rate()
-    rows = [bench_method(m, n, args.repeat, args.deform) for m in args.methods for n in args.agents]
-    after = matmul_rate()  # measured before and after; the machine may be shared
-    rate, cpu_rate = max(rate, after[0]), max(cpu_rate, after[1])
+    rows, rate, cpu_rate = rates_around(
+        lambda: [bench_method(m, n, args.repeat, args.deform) for m in args.methods for n in args.agents])
     if args.json:
         print(json.dumps(rows))
         return
     print(f"fp32 matmul rate: {rate / 1e9:.1f} GFLOP/s wall, {cpu_rate / 1e9:.1f} GFLOP per CPU second "
           f"({args.threads} threads); fusion input {C} x {H} x {W}; best of {args.repeat}")
+    print(f"allocator: {allocator}")
     print(f"{'method':<14}{'agents':>7}{'latency s':>11}{'floor s':>9}{'x floor':>9}{'CPU s':>8}"
           f"{'CPU floor':>11}{'x CPU fl':>10}{'params M':>10}{'GFLOP':>9}")
     for r in rows:

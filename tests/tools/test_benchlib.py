@@ -1,0 +1,83 @@
+"""tools/benchlib.py (FLOP counting, timing) and tools/bench_model.py's synthetic batch maker."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+TOOLS = Path(__file__).resolve().parents[2] / "tools"
+sys.path.insert(0, str(TOOLS))
+
+import bench_model  # noqa: E402
+import benchlib  # noqa: E402
+
+M, N, K = 6, 5, 7
+
+
+def test_count_flops_linear_with_and_without_bias():
+    x = torch.randn(M, K)
+    for bias in (True, False):  # addmm and mm
+        layer = torch.nn.Linear(K, N, bias=bias)
+        with torch.no_grad():
+            assert benchlib.count_flops(lambda layer=layer: layer(x)) == 2 * M * N * K
+
+
+def test_count_flops_in_place_gemms_and_cpu_attention():
+    a, b = torch.randn(M, K), torch.randn(K, N)
+    assert benchlib.count_flops(lambda: torch.matmul(a, b)) == 2 * M * N * K
+    assert benchlib.count_flops(lambda: torch.zeros(M, N).addmm_(a, b)) == 2 * M * N * K  # custom mapping
+    assert benchlib.count_flops(lambda: torch.zeros(3, M, N).baddbmm_(a.expand(3, M, K), b.expand(3, K, N))) \
+        == 3 * 2 * M * N * K
+    q, k, v = torch.randn(2, 4, M, 8), torch.randn(2, 4, N, 8), torch.randn(2, 4, N, 8)
+    flops = benchlib.count_flops(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v))
+    assert flops == 2 * (2 * 2 * 4 * M * N * 8)  # q k^T and attn v
+
+
+def test_timed_and_matmul_rate_positive():
+    calls = []
+    t = benchlib.timed(lambda: calls.append(sum(range(10000))), repeat=3)
+    assert len(calls) == 4  # warm-up + 3
+    assert t["seconds"] > 0 and t["cpu"] >= 0 and t["faults"] >= 0
+    assert 0 < benchlib.best_time(lambda: torch.randn(64, 64) @ torch.randn(64, 64), 2) < 10
+    wall, cpu = benchlib.matmul_rate(repeat=1, n=128, iters=1)
+    assert wall > 0 and cpu > 0
+    with pytest.raises(ValueError, match="repeat"):
+        benchlib.timed(lambda: None, 0)
+
+
+def test_setup_allocator_says_what_it_did():
+    assert "no_tune_allocator" in benchlib.setup_allocator(False)
+    said = benchlib.setup_allocator(True)
+    assert said.startswith("tune_allocator(): M_TRIM_THRESHOLD=") or "skipped" in said
+
+
+def test_make_batch_gives_requested_pillars_per_agent():
+    cfg = bench_model.method_config("compact", "v2xvit")
+    batch = bench_model.make_batch(cfg, n_agents=3, n_pillars=2000, seed=1)
+    coords = batch["voxel_coords"]
+    per_agent = torch.bincount(coords[:, 0], minlength=3).numpy()
+    assert np.all(np.abs(per_agent - 2000) <= 100), per_agent  # within 5% (the sampler is exact)
+    nx, ny = cfg["preprocess"]["grid_size"][:2]
+    assert coords[:, 2].max() < ny and coords[:, 3].max() < nx and coords.min() >= 0
+    nums = batch["voxel_num_points"]
+    assert nums.min() >= 1 and nums.max() <= cfg["preprocess"]["args"]["max_points_per_voxel"]
+    assert batch["voxel_features"].shape[0] == coords.shape[0] == nums.shape[0]
+    assert batch["record_len"].tolist() == [3] and batch["agent_to_ego"].shape == (1, 3, 4, 4)
+    with pytest.raises(ValueError, match="max_voxel_test"):
+        bench_model.make_batch(cfg, 1, cfg["preprocess"]["args"]["max_voxel_test"] + 1)
+
+
+def test_stage_calls_compose_to_the_forward_pass():
+    cfg = bench_model.method_config("compact", "fcooper")
+    torch.manual_seed(0)
+    model = bench_model.build_detector(cfg["model"]).eval()
+    batch = bench_model.make_batch(cfg, n_agents=2, n_pillars=500)
+    with torch.no_grad():
+        calls = bench_model.stage_calls(model, batch)
+        assert list(calls) == bench_model.STAGES
+        torch.testing.assert_close(calls["backbone"](), model.bev_features(batch))
+        out = calls["total"]()
+        torch.testing.assert_close(calls["head"]()["cls_preds"], out["cls_preds"])

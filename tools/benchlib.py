@@ -1,0 +1,115 @@
+"""Measuring helpers shared by the benchmark scripts of tools/ (bench_fusion.py, bench_model.py).
+
+``timed`` / ``best_time``: best-of-N wall time with CPU time, system time and page faults per run;
+``matmul_rate``: this machine's fp32 GEMM rate (the denominator of the arithmetic floor);
+``rates_around``: run a benchmark between two rate measurements and keep the best rate;
+``count_flops``: FLOPs of a call (``torch.utils.flop_counter`` with the CPU kernels it misses);
+``setup_allocator`` / ``add_allocator_option``: glibc allocator tuning at start-up (the default;
+``--no_tune_allocator`` keeps glibc's), described for the report header.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import resource
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+from v2xdet.engine.allocator import tune_allocator
+
+T = TypeVar("T")
+
+
+def _cpu_flash_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _addmm_flops(self_shape, a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    return 2 * a_shape[0] * a_shape[1] * b_shape[1]
+
+
+def _baddbmm_flops(self_shape, a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    return 2 * a_shape[0] * a_shape[1] * a_shape[2] * b_shape[2]
+
+
+# FlopCounterMode knows sdpa's CUDA kernels and out-of-place addmm/baddbmm only: add the CPU flash
+# kernel and the in-place GEMMs the fusion modules accumulate residuals with.
+FLOP_MAPPING = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_flops,
+    torch.ops.aten.addmm_: _addmm_flops,
+    torch.ops.aten.baddbmm_: _baddbmm_flops,
+}
+
+
+def timed(fn: Callable[[], object], repeat: int) -> dict:
+    """Best wall time of ``repeat`` runs (after one warm-up) and the mean CPU time, system time and
+    minor page faults per run (CPU time is less disturbed than wall time on a shared machine)."""
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1, got {repeat}")
+    fn()
+    best = math.inf
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    return {"seconds": best,
+            "cpu": (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / repeat,
+            "sys": (r1.ru_stime - r0.ru_stime) / repeat,
+            "faults": (r1.ru_minflt - r0.ru_minflt) / repeat}
+
+
+def best_time(fn: Callable[[], object], repeat: int) -> float:
+    """Best wall time in seconds of ``repeat`` runs of ``fn`` (after one warm-up)."""
+    return timed(fn, repeat)["seconds"]
+
+
+def matmul_rate(repeat: int = 5, n: int = 2048, iters: int = 4) -> tuple[float, float]:
+    """Best fp32 GEMM rate of this machine with the current thread count: FLOP per wall second and
+    FLOP per CPU second (the latter is what a process gets done when the CPU is shared)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+
+    def run():
+        for _ in range(iters):
+            torch.mm(a, b)
+    t = timed(run, repeat)
+    flops = 2 * n**3 * iters
+    return flops / t["seconds"], flops / max(t["cpu"], 1e-9)
+
+
+def rates_around(run: Callable[[], T]) -> tuple[T, float, float]:
+    """``run()`` between two ``matmul_rate`` measurements (the machine may be shared); returns its
+    result and the better of the two wall and CPU rates."""
+    before = matmul_rate()
+    result = run()
+    after = matmul_rate()
+    return result, max(before[0], after[0]), max(before[1], after[1])
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """FLOPs of one call of ``fn`` (multiply-add = 2), GEMMs, convolutions and attention."""
+    with FlopCounterMode(display=False, custom_mapping=FLOP_MAPPING) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def add_allocator_option(parser: argparse.ArgumentParser) -> None:
+    """``--no_tune_allocator``: keep glibc's defaults instead of ``setup_allocator``'s tuning."""
+    parser.add_argument("--no_tune_allocator", action="store_true",
+                        help="keep glibc's allocator defaults (default: v2xdet.engine.allocator."
+                             "tune_allocator at start-up)")
+
+
+def setup_allocator(tune: bool) -> str:
+    """Apply ``tune_allocator()`` when ``tune`` and return a line saying which allocator setting is used."""
+    if not tune:
+        return "glibc defaults (--no_tune_allocator)"
+    applied = tune_allocator()
+    if "skipped" in applied:
+        return f"defaults: tune_allocator skipped, {applied['skipped']}"
+    return "tune_allocator(): " + ", ".join(f"{k}={v}" for k, v in applied.items())
