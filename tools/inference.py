@@ -9,6 +9,7 @@ its own ``eval_<tag>.yaml`` (and ``npy_<tag>/``, ``vis_<tag>/``) next to ``eval.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 FUSION_METHODS = ("none", "late", "early", "intermediate")
@@ -39,6 +40,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     add("--num_threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     add("--max_frames", type=int, help="stop after this many frames")
     add("--strict", action="store_true", help="stop at the first frame that fails to load")
+    add("--no_tune_allocator", action="store_true",
+        help="keep glibc's malloc defaults (default: tune it for large tensors, v2xdet.engine.allocator)")
     add("--cpu", action="store_true", help="run on CPU even when CUDA is available")
     add("--no_progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
@@ -55,7 +58,10 @@ def main(argv=None):
     from v2xdet.visualization import RenderUnavailableError
 
     args = parse_args(argv)
-    tune_allocator()   # keep large freed tensors on the heap (see v2xdet.engine.allocator)
+    # keep large freed tensors on the heap (see v2xdet.engine.allocator), before any model is built
+    allocator = ("glibc defaults (--no_tune_allocator)" if args.no_tune_allocator
+                 else ", ".join(f"{k}={v}" for k, v in tune_allocator().items()))
+    print(f"inference: allocator {allocator}", file=sys.stderr)
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")

@@ -12,6 +12,8 @@ checkpoint left off (``--save_every_steps`` adds mid-epoch checkpoints).
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 
@@ -34,6 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     add("--strict", action="store_true", help="stop at the first frame that fails to load")
     add("--deterministic", action="store_true",
         help="deterministic kernels (bit-exact resume on GPU; slower)")
+    add("--no_tune_allocator", action="store_true",
+        help="keep glibc's malloc defaults (default: tune it for large tensors, v2xdet.engine.allocator)")
     add("--cpu", action="store_true", help="train on CPU even when CUDA is available")
     add("--no_progress", action="store_true", help="no tqdm progress bars")
     return parser.parse_args(argv)
@@ -56,7 +60,11 @@ def main(argv=None):
     from v2xdet.engine.v2x_task import V2XTask
 
     args = parse_args(argv)
-    tune_allocator()   # keep large freed tensors on the heap (see v2xdet.engine.allocator)
+    # keep large freed tensors on the heap (see v2xdet.engine.allocator), before any model is built
+    allocator = ("glibc defaults (--no_tune_allocator)" if args.no_tune_allocator
+                 else ", ".join(f"{k}={v}" for k, v in tune_allocator().items()))
+    if os.environ.get("RANK", "0") == "0":     # torchrun: one line, from the first process
+        print(f"train: allocator {allocator}", file=sys.stderr)
     ctx = init_distributed(use_cuda=False if args.cpu else None)
     try:
         cfg, model_dir = prepare_run(args.hypes_yaml, args.model_dir, args.runs_root,

@@ -105,3 +105,28 @@ def test_inference_cli_errors_are_clear(trained, monkeypatch):
         inference.main(["--model_dir", str(model_dir), "--animation", "gif"])
     with pytest.raises(SystemExit, match="checkpoint .*missing.pth does not exist"):
         inference.main(["--model_dir", str(model_dir), "--checkpoint", str(model_dir / "missing.pth")])
+
+
+@pytest.mark.parametrize("tool, argv", [("train", ["--hypes_yaml", "missing.yaml"]),
+                                        ("inference", ["--model_dir", "missing_run"])])
+def test_tools_tune_the_allocator_once_at_start_up_unless_told_not_to(tool, argv, tmp_path, monkeypatch,
+                                                                         capsys):
+    import v2xdet.engine
+
+    calls = []
+
+    def fake_tune():
+        calls.append(1)
+        return {"M_TRIM_THRESHOLD": 1 << 30, "M_MMAP_MAX": 0}
+
+    monkeypatch.setattr(v2xdet.engine, "tune_allocator", fake_tune)
+    monkeypatch.chdir(tmp_path)
+    main = _tool(tool).main
+    with pytest.raises(SystemExit):         # the missing config / run stops it right after start-up
+        main(argv + ["--runs_root", str(tmp_path)] if tool == "train" else argv)
+    assert calls == [1]
+    assert f"{tool}: allocator M_TRIM_THRESHOLD=1073741824, M_MMAP_MAX=0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*argv, "--no_tune_allocator"])
+    assert calls == [1]
+    assert f"{tool}: allocator glibc defaults (--no_tune_allocator)" in capsys.readouterr().err
