@@ -67,3 +67,22 @@ def test_output_to_ego_maps_the_shifted_labels_onto_the_ego_frame_gt(tiny_split,
         for row in (0, 2):
             np.testing.assert_allclose(units[row]["output_to_ego"], prepared.fusion_to_ego[row], atol=1e-12)
         assert not np.allclose(units[RSU_ROW]["output_to_ego"], prepared.fusion_to_ego[RSU_ROW])
+
+
+def test_intermediate_maps_without_proj_first_keep_the_rsu_cloud(tiny_split):
+    """Intermediate fusion voxelizes each cloud in its own frame: the RSU's needs the same rise."""
+    ds = build_dataset(tw.tiny_config(tiny_split, "intermediate"), "train", False)
+    prepared = ds.prepare(1)
+    maps = ds.view(prepared)["units"][0]["maps"]
+    cloud = prepared.points[RSU_ROW]
+    lo, hi = np.array(tw.LIDAR_RANGE[:2]), np.array(tw.LIDAR_RANGE[3:5])
+    in_xy = ((cloud[:, :2] >= lo) & (cloud[:, :2] < hi)).all(axis=1)
+    points = map_points(maps[RSU_ROW])
+    assert len(points) == in_xy.sum() > 0
+    np.testing.assert_allclose(np.sort(points[:, 2]), np.sort(cloud[in_xy, 2] + RISE), atol=1e-5)
+    # the ego's map is untouched
+    ego = map_points(maps[0])
+    np.testing.assert_allclose(np.sort(ego[:, 2]), np.sort(prepared.points[0][:, 2][
+        ((prepared.points[0][:, :2] >= lo) & (prepared.points[0][:, :2] < hi)).all(axis=1)
+        & (prepared.points[0][:, 2] >= tw.LIDAR_RANGE[2]) & (prepared.points[0][:, 2] < tw.LIDAR_RANGE[5])]),
+        atol=1e-6)

@@ -101,7 +101,9 @@ class LateFusionDataset(BaseDataset):
 class IntermediateFusionDataset(BaseDataset):
     """Features shared: one map per agent, fused by the model with ``agent_to_ego`` (noisy),
     ``spatial_correction`` and ``prior_encoding``. With ``fusion.args.proj_first`` each cloud is
-    first moved by its ``agent_to_ego`` (which then becomes the identity)."""
+    first moved by its ``agent_to_ego`` (which then becomes the identity); without it each cloud is
+    voxelized in its detection frame (as late fusion's), which the BEV warp does not see: it
+    moves the map in x, y and yaw only."""
 
     strategy = "intermediate"
 
@@ -111,6 +113,9 @@ class IntermediateFusionDataset(BaseDataset):
         if self.proj_first:
             points = [transform_points(p, t) for p, t in zip(points, agent_to_ego, strict=True)]
             agent_to_ego = np.broadcast_to(_EYE, agent_to_ego.shape).copy()
+        else:
+            points = [p + np.append(shift, np.zeros(p.shape[1] - 3)).astype(p.dtype)
+                      for p, shift in zip(points, detection_shifts(prepared), strict=True)]
         pairwise = pairwise_from(prepared.spatial_correction @ agent_to_ego)
         unit = self.unit(points, prepared.gt_boxes, prepared.rng, agent_to_ego, prepared.spatial_correction,
                          plan.prior_encoding, pairwise, _EYE)
