@@ -32,6 +32,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="torch CPU threads per process (default train_params.num_threads; 0 = torch's)")
     add("--save_every_steps", type=int, help="also checkpoint every N steps (default: epochs only)")
     add("--seed", type=int, help="training seed (default train_params.seed)")
+    add("--pretrained_model", type=Path,
+        help="warm start a new run: copy this checkpoint's weights whose names and shapes match "
+             "(e.g. a no-fusion run's best.pth for a cooperative model)")
     add("--amp", action="store_true", help="float16 mixed precision (CUDA only)")
     add("--strict", action="store_true", help="stop at the first frame that fails to load")
     add("--deterministic", action="store_true",
@@ -76,7 +79,8 @@ def main(argv=None):
             torch.set_num_threads(threads)
         options = TrainOptions.from_config(
             cfg, num_workers=args.num_workers, save_every_steps=args.save_every_steps, seed=args.seed,
-            amp=args.amp, strict=args.strict, deterministic=args.deterministic, progress=not args.no_progress)
+            amp=args.amp, strict=args.strict, deterministic=args.deterministic, progress=not args.no_progress,
+            pretrained_model=str(args.pretrained_model) if args.pretrained_model else None)
         try:
             trainer = Trainer(V2XTask(cfg), model_dir, options, ctx=ctx)
         except BaseException:

@@ -62,6 +62,17 @@ def test_train_cli_creates_a_run_and_resumes_it(trained):
                     "train_params.batch_size=zero"])
 
 
+def test_train_cli_warm_starts_from_a_pretrained_model(trained, tmp_path):
+    hypes, model_dir, _ = trained
+    train = _tool("train")
+    train.main(["--hypes_yaml", str(hypes), "--model_dir", str(tmp_path / "warm"), "--no_progress",
+                "--pretrained_model", str(model_dir / "best.pth"), "--set", "train_params.batch_size=3"])
+    assert "warm start from" in (tmp_path / "warm" / "train.log").read_text()
+    with pytest.raises(SystemExit, match="missing.pth does not exist"):
+        train.main(["--hypes_yaml", str(hypes), "--model_dir", str(tmp_path / "cold"), "--no_progress",
+                    "--pretrained_model", str(tmp_path / "missing.pth")])
+
+
 def test_inference_cli_perfect_and_noisy_settings(trained, capsys):
     _, model_dir, _ = trained
     inference = _tool("inference")
