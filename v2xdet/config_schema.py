@@ -665,6 +665,7 @@ POSTPROCESS = Dict({
         "pos_threshold": FRACTION,
         "neg_threshold": FRACTION,
         "score_threshold": FRACTION,
+        "min_points": Optional(Int(0), 0),
     }, checks=[_check_thresholds]),
     "order": Optional(Str(["hwl", "lwh"]), "hwl"),
     "max_num": Optional(Int(1), 100),

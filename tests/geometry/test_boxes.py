@@ -11,6 +11,7 @@ from v2xdet.geometry.boxes import (
     boxes_to_hwl,
     check_boxes,
     corners_to_boxes,
+    count_points_in_boxes,
     limit_period,
     points_in_boxes,
     transform_boxes,
@@ -160,3 +161,17 @@ def test_limit_period_keeps_torch_tensors_and_matches_numpy():
     np.testing.assert_allclose(wrapped_t.numpy(), wrapped_np, atol=1e-12)
     assert np.all((wrapped_np >= -np.pi) & (wrapped_np < np.pi))
     np.testing.assert_allclose(np.cos(wrapped_np), np.cos(angles), atol=1e-12)
+
+
+def test_count_points_in_boxes_equals_the_mask_column_sums():
+    rng = np.random.default_rng(9)
+    boxes = random_boxes(rng, 40)
+    points = np.hstack([rng.uniform(-65, 65, (20000, 2)), rng.uniform(-5, 4, (20000, 1))]).astype(np.float32)
+    counts = count_points_in_boxes(points, boxes)
+    np.testing.assert_array_equal(counts, points_in_boxes(points, boxes).sum(axis=0))
+    assert counts.sum() > 0
+    hand = np.array([[0, 0, 0, 4.0, 2.0, 2.0, 0.0], [10, 0, 0, 4.0, 2.0, 2.0, np.pi / 2]])
+    pts = np.array([[0, 0, 0], [2.0, 1.0, 1.0], [10, 1.9, 0], [11.5, 0, 0]])
+    np.testing.assert_array_equal(count_points_in_boxes(pts, hand), [2, 1])
+    assert count_points_in_boxes(np.zeros((0, 3)), hand).tolist() == [0, 0]
+    assert count_points_in_boxes(pts, np.zeros((0, 7))).shape == (0,)

@@ -15,6 +15,7 @@ counter-clockwise from +x about +z. Corners follow OpenCOOD's order so that save
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from v2xdet.geometry.transforms import check_matrix
 
@@ -116,6 +117,33 @@ def transform_boxes(boxes, matrix: np.ndarray) -> np.ndarray:
     corners = boxes_to_corners(boxes)
     moved = corners @ matrix[:3, :3].T + matrix[:3, 3]
     return corners_to_boxes(moved)
+
+
+@njit(cache=True, nogil=True)
+def _count_in_boxes(pts, boxes, out):
+    radius = np.sqrt(boxes[:, 3] ** 2 + boxes[:, 4] ** 2) / 2.0
+    cos, sin = np.cos(boxes[:, 6]), np.sin(boxes[:, 6])
+    for p in range(pts.shape[0]):
+        for n in range(boxes.shape[0]):
+            dx, dy = pts[p, 0] - boxes[n, 0], pts[p, 1] - boxes[n, 1]
+            if abs(dx) > radius[n] or abs(dy) > radius[n] or abs(pts[p, 2] - boxes[n, 2]) > boxes[n, 5] / 2.0:
+                continue
+            if (abs(dx * cos[n] + dy * sin[n]) <= boxes[n, 3] / 2.0
+                    and abs(-dx * sin[n] + dy * cos[n]) <= boxes[n, 4] / 2.0):
+                out[n] += 1
+
+
+def count_points_in_boxes(points, boxes) -> np.ndarray:
+    """(N,) int64: how many of ``points`` (P, >=3) lie in each box (closed faces), the column sums
+    of :func:`points_in_boxes` without its (P, N) mask (numba; for whole clouds)."""
+    boxes = check_boxes(boxes)
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] < 3:
+        raise ValueError(f"points must have shape (P, >=3) with x, y, z first, got {pts.shape}")
+    out = np.zeros(len(boxes), dtype=np.int64)
+    if len(boxes) and len(pts):
+        _count_in_boxes(np.ascontiguousarray(pts[:, :3]), np.ascontiguousarray(boxes, dtype=np.float64), out)
+    return out
 
 
 def points_in_boxes(points, boxes) -> np.ndarray:

@@ -328,3 +328,21 @@ def test_agent_positions_follow_the_augmentation_and_the_pose_noise(tiny_split):
     # the augmented positions are the augmentation of the (noisy) unaugmented ones
     plain = make(tiny_split, "early", wild=wild)[1]["agent_positions"]
     np.testing.assert_allclose(positions, plain @ prepared.augmentation[:3, :3].T, atol=1e-4)
+
+
+@pytest.mark.parametrize("strategy, fusion_args", [
+    ("none", {}), ("late", {}), ("early", {}), ("intermediate", {}), ("intermediate", {"proj_first": True})])
+def test_min_points_turns_sparse_labels_into_ignore_regions(tiny_split, strategy, fusion_args):
+    def labels(min_points):
+        cfg = tw.tiny_config(tiny_split, strategy, **fusion_args)
+        cfg["postprocess"]["target_args"]["min_points"] = min_points
+        units = build_dataset(cfg, "train", False)[0]["units"]
+        return np.concatenate([u["targets"]["labels"].ravel() for u in units])
+
+    plain, some, none_left = labels(0), labels(100), labels(10**6)
+    assert (plain == 1).sum() > 0
+    # every label sits on ~150 surface points per seeing agent: 100 keeps them, 10**6 drops them all
+    np.testing.assert_array_equal(some, plain)
+    assert (none_left == 1).sum() == 0
+    assert (none_left == -1).sum() > (plain == -1).sum()
+    assert (none_left[plain == 1] == -1).all()   # former positives are now ignored

@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 from shapely.geometry import Polygon
 
-from v2xdet.data_utils.preprocess import AnchorGenerator, assign_targets, decode, direction_bins
+from v2xdet.data_utils.preprocess import (
+    AnchorGenerator,
+    assign_targets,
+    decode,
+    direction_bins,
+    split_by_points,
+)
 from v2xdet.geometry.boxes import boxes_to_bev_corners
 
 
@@ -82,3 +88,24 @@ def test_no_boxes_all_negative_and_errors():
         assign_targets(grid(), np.zeros((0, 7)), 0.4, 0.45)
     with pytest.raises(ValueError, match=r"gt_boxes\[0\]"):
         assign_targets(grid(), np.array([[0, 0, 0, 0, 1, 1, 0.0]]), 0.6, 0.45)
+
+
+def test_sparse_labels_become_ignore_regions():
+    anchors = grid()
+    dense = [-1.0, 1.0, -1.0, 3.9, 1.6, 1.56, 0.0]   # exactly anchor (row 5, col 4, r 0)
+    sparse = [5.0, -5.0, -1.0, 3.9, 1.6, 1.56, 0.0]  # exactly anchor (row 2, col 7, r 0)
+    rng = np.random.default_rng(0)
+    cloud = np.column_stack([rng.uniform(-2.5, 0.5, 40), rng.uniform(0.5, 1.5, 40),
+                             rng.uniform(-1.5, -0.5, 40)])
+    cloud = np.vstack([cloud, [[5.0, -5.0, -1.0], [5.5, -5.2, -1.2]]])  # 2 points on the sparse car
+    kept, dropped = split_by_points(np.array([dense, sparse]), [cloud[:20], cloud[20:]], min_points=5)
+    np.testing.assert_allclose(kept, [dense])
+    np.testing.assert_allclose(dropped, [sparse])
+    out = assign_targets(anchors, kept, 0.6, 0.45, ignore_boxes=dropped)
+    plain = assign_targets(anchors, kept, 0.6, 0.45)
+    assert out["labels"][5, 4, 0] == 1
+    assert out["labels"][2, 7, 0] == -1 and plain["labels"][2, 7, 0] == 0  # ignored, not background
+    changed = out["labels"] != plain["labels"]
+    assert changed.sum() >= 1 and (out["labels"][changed] == -1).all()
+    all_kept, none_dropped = split_by_points(np.array([dense, sparse]), [cloud], min_points=0)
+    assert len(all_kept) == 2 and len(none_dropped) == 0

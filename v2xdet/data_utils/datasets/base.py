@@ -42,6 +42,7 @@ from v2xdet.data_utils.preprocess import (
     conjugate_transform,
     crop_range,
     remove_ego_points,
+    split_by_points,
 )
 from v2xdet.data_utils.scenario import (
     DEFAULT_COMM_RANGE,
@@ -142,6 +143,7 @@ class BaseDataset(Dataset):
         targets = post["target_args"]
         self.pos_threshold = float(targets["pos_threshold"])
         self.neg_threshold = float(targets["neg_threshold"])
+        self.min_points = int(targets.get("min_points", 0))
         dir_args = (cfg.get("model", {}).get("args") or {}).get("dir_args") or {}
         self.dir_offset = float(dir_args.get("dir_offset", np.pi / 4))
         self.num_dir_bins = int(dir_args.get("num_bins", 2))
@@ -246,18 +248,28 @@ class BaseDataset(Dataset):
             points = points[rng.permutation(len(points))]
         return self.voxelizer(np.ascontiguousarray(points, dtype=np.float32))
 
-    def targets(self, boxes: np.ndarray) -> dict[str, np.ndarray] | None:
-        """Anchor targets for labels ``boxes`` (in the map's frame), or None without targets."""
+    def targets(self, boxes: np.ndarray, clouds) -> dict[str, np.ndarray] | None:
+        """Anchor targets for labels ``boxes`` (in the map's frame), or None without targets.
+
+        With ``target_args.min_points`` a label holding fewer points of ``clouds`` (a list of
+        clouds in the labels' frame, or a callable giving it: computed only when needed) becomes
+        an ignore region instead of a positive (:func:`~v2xdet.data_utils.preprocess.split_by_points`).
+        """
         if not self.with_targets:
             return None
+        sparse = None
+        if self.min_points > 0:
+            boxes, sparse = split_by_points(boxes, clouds() if callable(clouds) else clouds, self.min_points)
         return assign_targets(self.anchors, boxes, self.pos_threshold, self.neg_threshold,
-                              self.dir_offset, self.num_dir_bins)
+                              self.dir_offset, self.num_dir_bins, ignore_boxes=sparse)
 
     def unit(self, maps: list[np.ndarray], labels: np.ndarray, rng, agent_to_ego: np.ndarray,
              spatial_correction: np.ndarray, prior_encoding: np.ndarray, pairwise: np.ndarray,
-             output_to_ego: np.ndarray) -> dict:
-        """One detector batch entry: ``len(maps)`` agent maps fused into one output."""
-        return {"maps": [self.encode_map(p, rng) for p in maps], "targets": self.targets(labels),
+             output_to_ego: np.ndarray, label_clouds=None) -> dict:
+        """One detector batch entry: ``len(maps)`` agent maps fused into one output. ``label_clouds``
+        (see :meth:`targets`) defaults to ``maps``: the clouds already in the labels' frame."""
+        targets = self.targets(labels, maps if label_clouds is None else label_clouds)
+        return {"maps": [self.encode_map(p, rng) for p in maps], "targets": targets,
                 "agent_to_ego": agent_to_ego, "spatial_correction": spatial_correction,
                 "prior_encoding": prior_encoding, "pairwise": pairwise, "output_to_ego": output_to_ego,
                 "label_boxes": np.asarray(labels, dtype=np.float32).reshape(-1, 7)}

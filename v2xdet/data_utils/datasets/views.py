@@ -117,8 +117,10 @@ class IntermediateFusionDataset(BaseDataset):
             points = [p + np.append(shift, np.zeros(p.shape[1] - 3)).astype(p.dtype)
                       for p, shift in zip(points, detection_shifts(prepared), strict=True)]
         pairwise = pairwise_from(prepared.spatial_correction @ agent_to_ego)
+        in_ego = points if self.proj_first else (lambda: [
+            transform_points(p, t) for p, t in zip(prepared.points, prepared.fusion_to_ego, strict=True)])
         unit = self.unit(points, prepared.gt_boxes, prepared.rng, agent_to_ego, prepared.spatial_correction,
-                         plan.prior_encoding, pairwise, _EYE)
+                         plan.prior_encoding, pairwise, _EYE, label_clouds=in_ego)
         return {"units": [unit]}
 
 
