@@ -36,6 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     add("--pose_noise", type=float, nargs=2, metavar=("STD_M", "STD_DEG"),
         help="localization error of the shared poses (e.g. 0.2 0.2; 0 0 turns it off)")
     add("--delay_ms", type=float, help="delay of the other agents' data (e.g. 100; 0 turns it off)")
+    add("--score_threshold", type=float,
+        help="detections below this score are dropped (default: the config's target_args.score_threshold)")
     add("--num_workers", type=int, default=0, help="data-loading processes")
     add("--num_threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     add("--max_frames", type=int, help="stop after this many frames")
@@ -67,7 +69,7 @@ def main(argv=None):
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     try:
         cfg, split, tag = inference_config(args.model_dir, args.fusion_method, args.dataset_dir, args.split,
-                                           args.pose_noise, args.delay_ms)
+                                           args.pose_noise, args.delay_ms, args.score_threshold)
         drawing = args.save_vis or args.vis_3d or args.show_vis
         task = V2XTask(cfg, keep_points=drawing or cfg["fusion"]["strategy"] == "early")
         options = InferenceOptions(

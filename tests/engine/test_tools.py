@@ -99,6 +99,12 @@ def test_inference_config_applies_the_settings(trained):
     cfg, _, tag = inference_config(model_dir, "late", None, "validate", (0, 0), 0)
     assert not cfg["wild_setting"]["loc_err"] and not cfg["wild_setting"]["async"]
     assert tag == "pose0m-0deg_delay0ms"
+    cfg, _, tag = inference_config(model_dir, None, None, "validate", score_threshold=0.35)
+    assert cfg["postprocess"]["target_args"]["score_threshold"] == 0.35 and tag == "score0.35"
+    assert cfg["postprocess"]["target_args"]["pos_threshold"] == load_config(model_dir)["postprocess"][
+        "target_args"]["pos_threshold"]   # the rest of the section is kept
+    with pytest.raises(ValueError, match="score_threshold must be in"):
+        inference_config(model_dir, None, None, "validate", score_threshold=1.5)
 
 
 def test_inference_cli_errors_are_clear(trained, monkeypatch):

@@ -246,7 +246,7 @@ def _draw(task: Task, batch: dict, results: list, index: int, vis_dir: Path | No
 
 
 def setting_tag(fusion_method: str | None = None, pose_noise=None, delay_ms: float | None = None,
-                dataset_dir=None) -> str:
+                dataset_dir=None, score_threshold: float | None = None) -> str:
     """A short file-name tag for non-default inference settings (empty for the defaults)."""
     parts = []
     if fusion_method:
@@ -257,6 +257,8 @@ def setting_tag(fusion_method: str | None = None, pose_noise=None, delay_ms: flo
         parts.append(f"delay{delay_ms:g}ms")
     if dataset_dir:
         parts.append(Path(dataset_dir).name)
+    if score_threshold is not None:
+        parts.append(f"score{score_threshold:g}")
     return "_".join(parts)
 
 

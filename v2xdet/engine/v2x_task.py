@@ -163,7 +163,8 @@ class V2XTask(Task):
 
 
 def inference_config(model_dir, fusion_method: str | None = None, dataset_dir=None, split: str = "validate",
-                     pose_noise=None, delay_ms: float | None = None) -> tuple[dict, str, str]:
+                     pose_noise=None, delay_ms: float | None = None,
+                     score_threshold: float | None = None) -> tuple[dict, str, str]:
     """The config of a trained model, adapted for inference; returns ``(cfg, split, tag)``.
 
     ``fusion_method`` (none | late | early | intermediate) must suit the model: a single-agent
@@ -171,7 +172,10 @@ def inference_config(model_dir, fusion_method: str | None = None, dataset_dir=No
     ``dataset_dir`` replaces the split's folder. ``pose_noise = (std_m, std_deg)`` turns on
     localization error (``wild_setting.loc_err``, ``xyz_std``, ``ryp_std``); ``delay_ms`` delays the
     other agents' data by exactly that much (``async`` with ``async_overhead = delay_ms`` and no
-    transmission or backbone time); zeros turn them off. ``tag`` names these settings in output files.
+    transmission or backbone time); zeros turn them off. ``score_threshold`` replaces
+    ``postprocess.target_args.score_threshold`` (OpenCOOD's per-frame AP depends on it: every
+    frame's low-score tail ranks before the next frame's detections). ``tag`` names these settings
+    in output files.
     """
     from pathlib import Path
 
@@ -211,6 +215,10 @@ def inference_config(model_dir, fusion_method: str | None = None, dataset_dir=No
                      "data_size": 0.0, "backbone_delay": 0.0})
     if wild:
         overrides["wild_setting"] = wild
+    if score_threshold is not None:
+        if not 0.0 <= score_threshold < 1.0:
+            raise ValueError(f"--score_threshold must be in [0, 1), got {score_threshold}")
+        overrides["postprocess"] = {"target_args": {"score_threshold": float(score_threshold)}}
     cfg = load_config(path, overrides) if overrides else base
     changed_fusion = fusion_method if fusion_method not in (None, base["fusion"]["strategy"]) else None
-    return cfg, split, setting_tag(changed_fusion, pose_noise, delay_ms, dataset_dir)
+    return cfg, split, setting_tag(changed_fusion, pose_noise, delay_ms, dataset_dir, score_threshold)
