@@ -149,6 +149,15 @@ def test_save_every_steps_is_a_training_option(tmp_path):
     assert "train_params.save_every_steps: got -1 (int); expected an integer >= 0" in msg
 
 
+def test_eval_freq_zero_means_never_validate(tmp_path):
+    from v2xdet.engine.trainer import TrainOptions
+
+    cfg = load_config(write_variant(tmp_path, {"train_params": {"eval_freq": 0}}))
+    assert TrainOptions.from_config(cfg).eval_freq == 0
+    msg = str(load_error(write_variant(tmp_path, {"train_params": {"eval_freq": -2}})))
+    assert "train_params.eval_freq: got -2 (int); expected an integer >= 0" in msg
+
+
 def test_wrong_type_names_list_index(tmp_path):
     path = write_variant(tmp_path, {"model": {"args": {"base_bev_backbone": {"layer_nums": [3, "five", 8]}}}})
     err = load_error(path)

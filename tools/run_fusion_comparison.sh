@@ -9,7 +9,8 @@
 #
 # Environment: METHODS (default "early late fcooper attfuse v2xvit mswin_deform"), FT_SCENES (8
 # scenes x 20 frames of fine-tuning world, seed 8), FT_EPOCHS (1), MAX_FRAMES (test frames scored,
-# default all 240), THREADS (2). The table is printed by tools/compare_runs.py and written to
+# default all 240), THREADS (2), SCORE (score threshold for every method, default 0.3: the
+# synthetic configs' value, chosen on the validation split). The table is printed by tools/compare_runs.py and written to
 # OUT/table.md. A finished method is skipped on a rerun (delete its folder to redo it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,7 @@ METHODS=${METHODS:-"early late fcooper attfuse v2xvit mswin_deform"}
 FT_SCENES=${FT_SCENES:-8}
 FT_EPOCHS=${FT_EPOCHS:-1}
 THREADS=${THREADS:-2}
+SCORE=${SCORE:-0.3}
 PY=${PY:-.venv/bin/python}
 FT_WORLD=data/synthetic_finetune
 LIMIT=()
@@ -31,12 +33,12 @@ if [[ ! -d "$FT_WORLD/train" ]]; then
     --splits train --workers 2
 fi
 
-score() {  # run folder -> eval.yaml (perfect) and eval_pose0.2m-0.2deg_delay100ms.yaml (noisy)
-  local run=$1; shift
-  [[ -f "$run/eval.yaml" ]] || "$PY" tools/inference.py --model_dir "$run" --split test --no_progress \
-    --num_threads "$THREADS" "${LIMIT[@]}" "$@"
-  [[ -f "$run/eval_pose0.2m-0.2deg_delay100ms.yaml" ]] || "$PY" tools/inference.py --model_dir "$run" \
-    --split test --no_progress --num_threads "$THREADS" "${LIMIT[@]}" --pose_noise 0.2 0.2 --delay_ms 100 "$@"
+score() {  # run folder -> eval_score<S>.yaml (perfect), eval_pose0.2m-0.2deg_delay100ms_score<S>.yaml
+  local run=$1 noisy=(--pose_noise 0.2 0.2 --delay_ms 100)
+  local common=(--model_dir "$run" --split test --no_progress --num_threads "$THREADS" --score_threshold "$SCORE")
+  [[ -f "$run/eval_score$SCORE.yaml" ]] || "$PY" tools/inference.py "${common[@]}" "${LIMIT[@]}"
+  [[ -f "$run/eval_pose0.2m-0.2deg_delay100ms_score$SCORE.yaml" ]] || \
+    "$PY" tools/inference.py "${common[@]}" "${LIMIT[@]}" "${noisy[@]}"
 }
 
 RUNS=("$OUT/none")   # the no-fusion run itself, scored here under the same settings as the others

@@ -578,7 +578,7 @@ FUSION_STRATEGIES = {
 TRAIN_PARAMS = Dict({
     "batch_size": Int(1),
     "epoches": Int(1),  # OpenCOOD's spelling
-    "eval_freq": Optional(Int(1), 1),
+    "eval_freq": Optional(Int(0), 1),
     "save_freq": Optional(Int(1), 1),
     "save_every_steps": Optional(Int(0), 0),  # also refresh latest.pth every N steps; 0: epochs only
     "max_cav": Optional(Int(1), 5),
