@@ -8,7 +8,8 @@
 #   bash tools/run_fusion_comparison.sh runs/none [runs/compare]
 #
 # Environment: METHODS (default "early late fcooper attfuse v2xvit mswin_deform"), FT_SCENES (8
-# scenes x 20 frames of fine-tuning world, seed 8), FT_EPOCHS (1), MAX_FRAMES (test frames scored,
+# scenes x 20 frames of fine-tuning world, seed 8), FT_EPOCHS (1), FT_LR (2e-4: a tenth of the
+# training LR, cosine down to FT_LR / 10, so a short fine-tune does not undo the warm start), MAX_FRAMES (test frames scored,
 # default all 240), THREADS (2), SCORE (score threshold for every method, default 0.3: the
 # synthetic configs' value, chosen on the validation split). The table is printed by tools/compare_runs.py and written to
 # OUT/table.md. A finished method is skipped on a rerun (delete its folder to redo it).
@@ -21,6 +22,7 @@ FT_SCENES=${FT_SCENES:-8}
 FT_EPOCHS=${FT_EPOCHS:-1}
 THREADS=${THREADS:-2}
 SCORE=${SCORE:-0.3}
+FT_LR=${FT_LR:-2e-4}
 PY=${PY:-.venv/bin/python}
 FT_WORLD=data/synthetic_finetune
 LIMIT=()
@@ -55,7 +57,8 @@ for method in $METHODS; do
     "$PY" tools/train.py --hypes_yaml "hypes_yaml/synthetic/point_pillar_$method.yaml" --model_dir "$run" \
       --pretrained_model "$NONE/best.pth" --num_workers 1 --num_threads "$THREADS" --no_progress \
       --set "root_dir=$FT_WORLD/train" --set "train_params.epoches=$FT_EPOCHS" \
-      --set "lr_scheduler.epoches=$FT_EPOCHS" --set train_params.eval_freq=0
+      --set "lr_scheduler.epoches=$FT_EPOCHS" --set train_params.eval_freq=0 --set "optimizer.lr=$FT_LR" \
+      --set "lr_scheduler.warmup_lr=$FT_LR" --set "lr_scheduler.lr_min=$("$PY" -c "print($FT_LR / 10)")"
     echo "$method: fine-tuned in $(( $(date +%s) - start )) s" | tee -a "$OUT/timing.txt"
   fi
   score "$run"

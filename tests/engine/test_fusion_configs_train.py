@@ -25,7 +25,7 @@ from v2xdet.engine import Trainer, TrainOptions, V2XTask  # noqa: E402
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "hypes_yaml" / "synthetic").glob("*.yaml"))
 STEPS = 6
-RANGE = [-38.4, -25.6, -3.0, 38.4, 25.6, 1.0]  # 192 x 128 pillars, 48 x 32 cells at stride 4
+RANGE = [-38.4, -25.6, -3.0, 38.4, 25.6, 1.0]  # 192 x 128 pillars: 48 x 32 cells at stride 4, 96 x 64 at 2
 FRAME = 1  # tiny_world's middle frame
 
 
@@ -65,9 +65,9 @@ def small_model(args: dict) -> dict:
         "base_bev_backbone.layer_nums": [1] * len(args["base_bev_backbone"]["layer_nums"]),
         "base_bev_backbone.num_filters": [16, 32, 64],
         "base_bev_backbone.num_upsample_filter": [16, 16, 16],
-        "shrink_header.dim": [64],
-        "shrink_header.input_dim": 48,
     }
+    if args.get("shrink_header"):
+        out.update({"shrink_header.dim": [64], "shrink_header.input_dim": 48})
     encoder = args.get("transformer", {}).get("encoder")
     if encoder:
         half = {"transformer.encoder.cav_att_config.dim": 64,

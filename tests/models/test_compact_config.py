@@ -18,15 +18,15 @@ def test_compact_config_builds_a_consistent_detector():
     cfg = load_config(CONFIG)
     det = build_detector(cfg["model"])
     anchors = AnchorGenerator.from_config(cfg)
-    assert det.feature_stride == cfg["postprocess"]["anchor_args"]["feature_stride"] == 4
-    assert anchors.feature_size == (48, 88)
+    assert det.feature_stride == cfg["postprocess"]["anchor_args"]["feature_stride"] == 2
+    assert anchors.feature_size == (96, 176)
     assert sum(p.numel() for p in det.parameters()) < 2_000_000      # CPU-sized
     boxes = np.array([[10.0, -5.0, -1.0, 4.3, 1.8, 1.5, 0.4]])
     points = surface_points(boxes, 200, np.random.default_rng(0))
     batch = make_batch([points], cfg=cfg)
     with torch.no_grad():
         out = det.eval()(batch)
-    assert out["cls_preds"].shape == (1, 2, 48, 88) and out["dir_preds"].shape == (1, 4, 48, 88)
+    assert out["cls_preds"].shape == (1, 2, 96, 176) and out["dir_preds"].shape == (1, 4, 96, 176)
     t = assign_targets(anchors.anchors(), boxes, cfg["postprocess"]["target_args"]["pos_threshold"],
                        cfg["postprocess"]["target_args"]["neg_threshold"],
                        dir_offset=cfg["model"]["args"]["dir_args"]["dir_offset"])
