@@ -24,8 +24,9 @@ import subprocess
 import sys
 
 import torch
-from benchlib import add_allocator_option, best_time, count_flops, rates_around, setup_allocator, timed
+from benchlib import add_allocator_option, best_time, count_flops, rates_around, timed
 
+from v2xdet.engine.allocator import configure_allocator
 from v2xdet.models.fusion import FUSIONS
 from v2xdet.models.fusion.mswin import MSwin
 from v2xdet.models.fusion.tokens import WindowOrder
@@ -161,7 +162,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the rows as JSON only")
     add_allocator_option(parser)
     args = parser.parse_args()
-    allocator = setup_allocator(not args.no_tune_allocator)
+    allocator = configure_allocator(not args.no_tune_allocator)
     torch.set_num_threads(args.threads)
 
     rows, rate, cpu_rate = rates_around(

@@ -34,11 +34,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from benchlib import add_allocator_option, count_flops, rates_around, setup_allocator, timed
+from benchlib import add_allocator_option, count_flops, rates_around, timed
 
 from v2xdet.config import load_config
 from v2xdet.data_utils.preprocess import Voxelizer
 from v2xdet.data_utils.preprocess.voxelize import grid_size
+from v2xdet.engine.allocator import configure_allocator
 from v2xdet.models import build_detector
 
 HYPES = Path(__file__).resolve().parents[1] / "hypes_yaml"
@@ -229,7 +230,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the results as JSON only")
     add_allocator_option(parser)
     args = parser.parse_args()
-    allocator = setup_allocator(not args.no_tune_allocator)
+    allocator = configure_allocator(not args.no_tune_allocator)
     torch.set_num_threads(args.threads)
 
     sections, rate, cpu_rate = rates_around(

@@ -4,8 +4,8 @@
 ``matmul_rate``: this machine's fp32 GEMM rate (the denominator of the arithmetic floor);
 ``rates_around``: run a benchmark between two rate measurements and keep the best rate;
 ``count_flops``: FLOPs of a call (``torch.utils.flop_counter`` with the CPU kernels it misses);
-``setup_allocator`` / ``add_allocator_option``: glibc allocator tuning at start-up (the default;
-``--no_tune_allocator`` keeps glibc's), described for the report header.
+``add_allocator_option``: ``--no_tune_allocator``, which the scripts pass to
+``v2xdet.engine.allocator.configure_allocator`` at start-up (tuning is the default).
 """
 from __future__ import annotations
 
@@ -18,8 +18,6 @@ from typing import TypeVar
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
-
-from v2xdet.engine.allocator import tune_allocator
 
 T = TypeVar("T")
 
@@ -99,17 +97,8 @@ def count_flops(fn: Callable[[], object]) -> int:
 
 
 def add_allocator_option(parser: argparse.ArgumentParser) -> None:
-    """``--no_tune_allocator``: keep glibc's defaults instead of ``setup_allocator``'s tuning."""
+    """``--no_tune_allocator``: keep glibc's defaults instead of ``configure_allocator``'s tuning."""
     parser.add_argument("--no_tune_allocator", action="store_true",
                         help="keep glibc's allocator defaults (default: v2xdet.engine.allocator."
                              "tune_allocator at start-up)")
 
-
-def setup_allocator(tune: bool) -> str:
-    """Apply ``tune_allocator()`` when ``tune`` and return a line saying which allocator setting is used."""
-    if not tune:
-        return "glibc defaults (--no_tune_allocator)"
-    applied = tune_allocator()
-    if "skipped" in applied:
-        return f"defaults: tune_allocator skipped, {applied['skipped']}"
-    return "tune_allocator(): " + ", ".join(f"{k}={v}" for k, v in applied.items())

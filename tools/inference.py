@@ -53,7 +53,7 @@ def main(argv=None):
     import torch
 
     from v2xdet.config import ConfigError
-    from v2xdet.engine import CheckpointError, tune_allocator
+    from v2xdet.engine import CheckpointError, configure_allocator
     from v2xdet.engine.data import FrameLoadError
     from v2xdet.engine.inference import InferenceOptions, run_inference
     from v2xdet.engine.v2x_task import V2XTask, inference_config
@@ -61,8 +61,7 @@ def main(argv=None):
 
     args = parse_args(argv)
     # keep large freed tensors on the heap (see v2xdet.engine.allocator), before any model is built
-    allocator = ("glibc defaults (--no_tune_allocator)" if args.no_tune_allocator
-                 else ", ".join(f"{k}={v}" for k, v in tune_allocator().items()))
+    allocator = configure_allocator(not args.no_tune_allocator)
     print(f"inference: allocator {allocator}", file=sys.stderr)
     if args.num_threads:
         torch.set_num_threads(args.num_threads)

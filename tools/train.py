@@ -54,9 +54,9 @@ def main(argv=None):
         CheckpointError,
         Trainer,
         TrainOptions,
+        configure_allocator,
         init_distributed,
         shutdown,
-        tune_allocator,
     )
     from v2xdet.engine.data import FrameLoadError
     from v2xdet.engine.rundir import discard_unstarted_run, prepare_run
@@ -64,8 +64,7 @@ def main(argv=None):
 
     args = parse_args(argv)
     # keep large freed tensors on the heap (see v2xdet.engine.allocator), before any model is built
-    allocator = ("glibc defaults (--no_tune_allocator)" if args.no_tune_allocator
-                 else ", ".join(f"{k}={v}" for k, v in tune_allocator().items()))
+    allocator = configure_allocator(not args.no_tune_allocator)
     if os.environ.get("RANK", "0") == "0":     # torchrun: one line, from the first process
         print(f"train: allocator {allocator}", file=sys.stderr)
     ctx = init_distributed(use_cuda=False if args.cpu else None)

@@ -96,3 +96,11 @@ def test_tune_allocator_keeps_large_blocks_on_the_heap():
 def test_tune_allocator_rejects_out_of_range_values():
     with pytest.raises(ValueError, match="M_TRIM_THRESHOLD must be in"):
         tune_allocator(trim_threshold=-5)
+
+
+def test_configure_allocator_says_what_is_in_use(monkeypatch):
+    assert allocator.configure_allocator(False) == "glibc defaults (--no_tune_allocator)"
+    monkeypatch.setattr(allocator, "tune_allocator", lambda: {"M_TRIM_THRESHOLD": 5, "M_MMAP_MAX": 0})
+    assert allocator.configure_allocator() == "M_TRIM_THRESHOLD=5, M_MMAP_MAX=0"
+    monkeypatch.setattr(allocator, "tune_allocator", lambda: {"skipped": "not glibc (Darwin)"})
+    assert allocator.configure_allocator() == "glibc defaults (tune_allocator skipped: not glibc (Darwin))"

@@ -128,7 +128,7 @@ def test_inference_cli_errors_are_clear(trained, monkeypatch):
                                         ("inference", ["--model_dir", "missing_run"])])
 def test_tools_tune_the_allocator_once_at_start_up_unless_told_not_to(tool, argv, tmp_path, monkeypatch,
                                                                          capsys):
-    import v2xdet.engine
+    import v2xdet.engine.allocator
 
     calls = []
 
@@ -136,7 +136,7 @@ def test_tools_tune_the_allocator_once_at_start_up_unless_told_not_to(tool, argv
         calls.append(1)
         return {"M_TRIM_THRESHOLD": 1 << 30, "M_MMAP_MAX": 0}
 
-    monkeypatch.setattr(v2xdet.engine, "tune_allocator", fake_tune)
+    monkeypatch.setattr(v2xdet.engine.allocator, "tune_allocator", fake_tune)
     monkeypatch.chdir(tmp_path)
     main = _tool(tool).main
     with pytest.raises(SystemExit):         # the missing config / run stops it right after start-up

@@ -48,12 +48,6 @@ def test_timed_and_matmul_rate_positive():
         benchlib.timed(lambda: None, 0)
 
 
-def test_setup_allocator_says_what_it_did():
-    assert "no_tune_allocator" in benchlib.setup_allocator(False)
-    said = benchlib.setup_allocator(True)
-    assert said.startswith("tune_allocator(): M_TRIM_THRESHOLD=") or "skipped" in said
-
-
 def test_make_batch_gives_requested_pillars_per_agent():
     cfg = bench_model.method_config("compact", "v2xvit")
     batch = bench_model.make_batch(cfg, n_agents=3, n_pillars=2000, seed=1)

@@ -2,7 +2,7 @@
 
 The engine talks to the detection stages only through a :class:`~v2xdet.engine.task.Task`.
 """
-from .allocator import tune_allocator
+from .allocator import configure_allocator, tune_allocator
 from .checkpoint import CheckpointError, atomic_save, load_checkpoint, load_state_strict
 from .distributed import DistContext, init_distributed, shutdown
 from .inference import InferenceOptions, InferenceReport, run_inference
@@ -14,4 +14,4 @@ from .v2x_task import V2XTask, inference_config
 __all__ = ["CheckpointError", "DistContext", "FrameResult", "InferenceOptions", "InferenceReport", "Task",
            "TrainOptions", "TrainState", "Trainer", "V2XTask", "atomic_save", "inference_config",
            "init_distributed", "load_checkpoint", "load_state_strict", "prepare_run", "run_inference",
-           "shutdown", "tune_allocator"]
+           "configure_allocator", "shutdown", "tune_allocator"]

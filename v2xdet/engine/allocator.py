@@ -49,3 +49,14 @@ def tune_allocator(trim_threshold: int = 1 << 30, disable_mmap: bool = True,
             raise OSError(f"glibc mallopt rejected {name}={value}")
         applied[name] = value
     return applied
+
+
+def configure_allocator(tune: bool = True) -> str:
+    """The entry points' start-up step: :func:`tune_allocator` unless ``tune`` is false (their
+    ``--no_tune_allocator``); returns one line saying which allocator setting is in use."""
+    if not tune:
+        return "glibc defaults (--no_tune_allocator)"
+    applied = tune_allocator()
+    if "skipped" in applied:
+        return f"glibc defaults (tune_allocator skipped: {applied['skipped']})"
+    return ", ".join(f"{k}={v}" for k, v in applied.items())
