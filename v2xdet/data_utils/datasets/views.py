@@ -79,6 +79,13 @@ def detection_shifts(prepared: Prepared) -> np.ndarray:
     return rise[:, None] * prepared.augmentation[:3, 2][None, :]
 
 
+def moved_by(rows: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """A copy of ``rows`` (points or boxes: x, y, z first) translated by ``shift`` (3,)."""
+    out = rows.copy()
+    out[:, :3] += shift
+    return out
+
+
 class LateFusionDataset(BaseDataset):
     """Boxes shared: every agent detects in its detection frame (its data frame shifted to the
     ego's sensor height, see the module doc); the postprocess moves its boxes to the ego frame
@@ -89,9 +96,7 @@ class LateFusionDataset(BaseDataset):
     def view(self, prepared: Prepared) -> dict:
         units = []
         for i, shift in enumerate(detection_shifts(prepared)):
-            points, labels = prepared.points[i].copy(), prepared.own_boxes[i].copy()
-            points[:, :3] += shift
-            labels[:, :3] += shift
+            points, labels = moved_by(prepared.points[i], shift), moved_by(prepared.own_boxes[i], shift)
             undo = np.eye(4)
             undo[:3, 3] = -shift
             units.append(self.single_unit(points, labels, prepared, i, prepared.fusion_to_ego[i] @ undo))
@@ -114,8 +119,7 @@ class IntermediateFusionDataset(BaseDataset):
             points = [transform_points(p, t) for p, t in zip(points, agent_to_ego, strict=True)]
             agent_to_ego = np.broadcast_to(_EYE, agent_to_ego.shape).copy()
         else:
-            points = [p + np.append(shift, np.zeros(p.shape[1] - 3)).astype(p.dtype)
-                      for p, shift in zip(points, detection_shifts(prepared), strict=True)]
+            points = [moved_by(p, shift) for p, shift in zip(points, detection_shifts(prepared), strict=True)]
         pairwise = pairwise_from(prepared.spatial_correction @ agent_to_ego)
         in_ego = points if self.proj_first else (lambda: [
             transform_points(p, t) for p, t in zip(prepared.points, prepared.fusion_to_ego, strict=True)])
