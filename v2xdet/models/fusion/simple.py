@@ -26,16 +26,24 @@ def check_fusion_inputs(x: torch.Tensor, mask: torch.Tensor, channels: int) -> N
         raise ValueError("mask[:, 0] must be True: slot 0 of every sample is its ego agent")
 
 
-class MaxFusion(nn.Module):
-    """F-Cooper (``SpatialFusion``): the element-wise maximum over the real agents."""
+class _ParameterFreeFusion(nn.Module):
+    """A fusion without arguments or weights; the detector warps its maps by the spatial
+    correction (it has no STTF of its own)."""
 
+    name = ""
     applies_spatial_correction = False
 
     def __init__(self, args: dict | None, in_channels: int):
         super().__init__()
         if args:
-            raise ValueError(f"fusion 'max' takes no arguments, got keys {sorted(args)}")
+            raise ValueError(f"fusion {self.name!r} takes no arguments, got keys {sorted(args)}")
         self.in_channels = in_channels
+
+
+class MaxFusion(_ParameterFreeFusion):
+    """F-Cooper (``SpatialFusion``): the element-wise maximum over the real agents."""
+
+    name = "max"
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, meta: dict | None = None) -> torch.Tensor:
         check_fusion_inputs(x, mask, self.in_channels)
@@ -44,17 +52,11 @@ class MaxFusion(nn.Module):
         return x.masked_fill(~mask[:, :, None, None, None], float("-inf")).amax(dim=1)
 
 
-class AttFusion(nn.Module):
+class AttFusion(_ParameterFreeFusion):
     """AttFuse (``AttFusion``): at each pixel the ego feature attends over the agents' features,
     ``softmax_j(x_ego . x_j / sqrt(C)) x_j`` (no projections, as OpenCOOD)."""
 
-    applies_spatial_correction = False
-
-    def __init__(self, args: dict | None, in_channels: int):
-        super().__init__()
-        if args:
-            raise ValueError(f"fusion 'att' takes no arguments, got keys {sorted(args)}")
-        self.in_channels = in_channels
+    name = "att"
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, meta: dict | None = None) -> torch.Tensor:
         check_fusion_inputs(x, mask, self.in_channels)
