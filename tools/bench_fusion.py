@@ -7,8 +7,8 @@ the arithmetic floor = FLOPs / this machine's fp32 matmul rate measured in the s
 (2048 x 2048 products), and latency / floor; the same with CPU time (FLOPs / GEMM FLOP per CPU
 second), which a shared machine disturbs less than wall time. The glibc allocator is tuned at
 start-up (``tune_allocator``; ``--no_tune_allocator`` keeps glibc's defaults). ``--mswin`` times
-the MSwin block alone with and without deformable-branch variants. ``--malloc`` reruns one case in
-subprocesses under different glibc allocator / transparent-huge-page settings.
+the MSwin block alone with and without deformable-branch variants (run alternately). ``--malloc``
+reruns one case in subprocesses under different glibc allocator / transparent-huge-page settings.
 
     .venv/bin/python tools/bench_fusion.py                      # all methods, 1/2/5 agents
     .venv/bin/python tools/bench_fusion.py --methods v2xvit --agents 5 --malloc
@@ -46,16 +46,15 @@ ENCODER = {
                            "fusion_method": "split_attn"},
     "feed_forward": {"mlp_dim": 256, "dropout": 0.3},
 }
-DEFORM = {"enabled": True, "heads": 4, "dim_head": 32, "stride": 8, "offset_range_factor": 2.0,
-          "offset_kernel": 5, "sample_from": "all", "use_pe": True}
+DEFORM = {"enabled": True, "heads": 2, "dim_head": 64, "stride": 8, "offset_range_factor": 1.0,
+          "offset_kernel": 5, "sample_from": "all", "use_pe": True}  # the full-size configs' branch
 # Deformable-branch configurations compared by --mswin (overrides of DEFORM).
 DEFORM_VARIANTS = [
-    {"sample_from": "own", "stride": 4, "use_pe": True},
-    {"sample_from": "own", "stride": 4, "use_pe": False},
-    {"sample_from": "all", "stride": 4, "use_pe": True},
-    {"sample_from": "all", "stride": 8, "use_pe": True},
-    {"sample_from": "all", "stride": 8, "use_pe": False},
-    {"heads": 8, "sample_from": "all", "stride": 4, "use_pe": True},  # the config schema's defaults
+    {},
+    {"use_pe": False},
+    {"sample_from": "own"},
+    {"heads": 4, "dim_head": 32},
+    {"stride": 4},
 ]
 # glibc reads MALLOC_* at process start; THP_MEM_ALLOC_ENABLE makes torch madvise large buffers
 # into transparent huge pages. Tensors above the mmap threshold (at most 32 MB in glibc) are
@@ -109,8 +108,10 @@ def bench_method(name: str, n_agents: int, repeat: int, deform: dict | None = No
             "params": sum(p.numel() for p in model.parameters()), **times}
 
 
-def bench_mswin(n_agents: int, repeat: int, deform: dict | None) -> dict:
-    """One MSwin block (V2X-ViT's windows, optionally the deformable branch) on n agents' maps."""
+def mswin_call(n_agents: int, deform: dict | None):
+    """A no-arg call of one MSwin block (V2X-ViT's windows, optionally the deformable branch) on
+    n agents' maps."""
+    from v2xdet.models.fusion.mswin import DeformSources
     from v2xdet.models.fusion.v2xvit import MSwinDeformFusion, V2XViTFusion
     torch.manual_seed(0)
     cls = MSwinDeformFusion if deform else V2XViTFusion
@@ -120,13 +121,22 @@ def bench_mswin(n_agents: int, repeat: int, deform: dict | None) -> dict:
     x = torch.randn(n_agents, H * W, C)
     y = torch.nn.functional.layer_norm(x, (C,))
     sources = None
-    if deform and deform.get("sample_from", DEFORM["sample_from"]) == "all":
-        from v2xdet.models.fusion.mswin import DeformSources
+    if deform and deform["sample_from"] == "all":
         sources = DeformSources(y, torch.arange(n_agents).repeat(n_agents, 1), None, True)
+    return lambda: mswin(x, y, order, sources)
+
+
+def bench_mswin(n_agents: int, repeat: int, deform: dict) -> dict:
+    """Best times of the MSwin block without and with the deformable branch, run alternately so
+    that a change in the machine's load affects both alike, and their FLOPs."""
+    calls = {"plain": mswin_call(n_agents, None), "deform": mswin_call(n_agents, deform)}
+    best = dict.fromkeys(calls, math.inf)
     with torch.no_grad():
-        seconds = best_time(lambda: mswin(x, y, order, sources), repeat)
-        flops = count_flops(lambda: mswin(x, y, order, sources))
-    return {"seconds": seconds, "flops": flops}
+        for _ in range(repeat):
+            for key, call in calls.items():
+                best[key] = min(best[key], best_time(call, 1))
+        flops = {key: count_flops(call) for key, call in calls.items()}
+    return {"seconds": best, "flops": flops}
 
 
 def allocator_table(method: str, n_agents: int, repeat: int, threads: int) -> None:
@@ -190,13 +200,12 @@ def main() -> None:
               f"{'GFLOP w+d':>11}")
         variants = [args.deform] if args.deform else DEFORM_VARIANTS
         for n in args.agents:
-            plain = bench_mswin(n, args.repeat, None)
             for variant in variants:
-                deform = bench_mswin(n, args.repeat, dict(DEFORM, **variant))
-                label = ",".join(f"{k}={v}" for k, v in variant.items())
-                print(f"{label:<44}{n:>7}{plain['seconds']:>11.3f}{deform['seconds']:>11.3f}"
-                      f"{deform['seconds'] / plain['seconds'] - 1:>8.0%}{plain['flops'] / 1e9:>9.1f}"
-                      f"{deform['flops'] / 1e9:>11.1f}")
+                r = bench_mswin(n, args.repeat, dict(DEFORM, **variant))
+                plain, deform = r["seconds"]["plain"], r["seconds"]["deform"]
+                label = ",".join(f"{k}={v}" for k, v in variant.items()) or "as configured"
+                print(f"{label:<44}{n:>7}{plain:>11.3f}{deform:>11.3f}{deform / plain - 1:>8.0%}"
+                      f"{r['flops']['plain'] / 1e9:>9.1f}{r['flops']['deform'] / 1e9:>11.1f}")
     if args.malloc:
         allocator_table(args.methods[0], args.agents[0], args.repeat, args.threads)
 

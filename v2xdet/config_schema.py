@@ -740,8 +740,8 @@ _PWINDOW_CHECKS = [_same_length("window_size", "heads", "dim_head")]
 # at stride 8 +21-33%, so the cheap setting is the default.
 DEFORM = Dict({
     "enabled": Bool(),
-    "heads": Optional(Int(1), 4),
-    "dim_head": Optional(Int(1), 32),
+    "heads": Optional(Int(1), 2),
+    "dim_head": Optional(Int(1), 64),
     "stride": Optional(Int(1), 8),
     "offset_range_factor": Optional(Num(0, min_open=True), 2.0),
     "offset_kernel": Optional(Int(1, checks=[_odd]), 5),
