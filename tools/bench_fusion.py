@@ -198,7 +198,7 @@ def main() -> None:
               "branches:")
         print(f"{'deform':<44}{'agents':>7}{'windows s':>11}{'+deform s':>11}{'added':>8}{'GFLOP w':>9}"
               f"{'GFLOP w+d':>11}")
-        variants = [args.deform] if args.deform else DEFORM_VARIANTS
+        variants = [args.deform] if args.deform is not None else DEFORM_VARIANTS
         for n in args.agents:
             for variant in variants:
                 r = bench_mswin(n, args.repeat, dict(DEFORM, **variant))

@@ -83,7 +83,7 @@ class DeformableBranch(nn.Module):
             nn.init.trunc_normal_(self.rpe_table, std=0.01)
         else:
             self.register_parameter("rpe_table", None)
-        self._group_cache: dict[tuple, tuple[torch.Tensor, list[torch.Tensor]]] = {}
+        self._slot_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # --- geometry -------------------------------------------------------------------------
     def reference_points(self, h: int, w: int, hk: int, wk: int, device, dtype) -> torch.Tensor:
@@ -204,61 +204,56 @@ class DeformableBranch(nn.Module):
         out = self._attend_with_bias(q, k, v, pos.reshape(nq, s, 2), key_valid, order, hk, wk)
         return out.reshape(nq, t, self.inner)
 
-    def cell_groups(self, order: WindowOrder, hk: int, wk: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Queries grouped by their offset inside their stride-r cell.
-
-        Returns ``perm`` (T,): token indices, offset-major, cell-ascending inside a group, and for each
-        offset the (sorted) cells of its queries. Queries at one offset are one per cell, so they can
-        share one (cells x samples) bias matrix.
-        """
+    def cell_slots(self, order: WindowOrder, hk: int, wk: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Queries laid out cell-major: ``slots`` (Hk * Wk * r^2,) the token at each (cell, in-cell
+        offset), T where a border cell is partial (a padding query); ``inverse`` (T,) each token's slot."""
         key = (order.height, order.width, tuple(order.sizes), self.stride)
-        if key not in self._group_cache:
+        if key not in self._slot_cache:
             r = self.stride
             rows, cols = order.coords[:, 0], order.coords[:, 1]
-            offset = (rows % r) * r + cols % r
-            cell = (rows // r) * wk + cols // r
-            perm = torch.argsort(offset * (hk * wk) + cell)
-            sizes = torch.bincount(offset, minlength=r * r).tolist()
-            cells = list(cell[perm].split(sizes))
-            self._group_cache = {key: (perm, [c for c in cells if c.numel()])}
-        return self._group_cache[key]
+            inverse = ((rows // r) * wk + cols // r) * (r * r) + (rows % r) * r + cols % r
+            t = inverse.numel()
+            slots = torch.full((hk * wk * r * r,), t, dtype=torch.long)
+            slots[inverse] = torch.arange(t)
+            self._slot_cache = {key: (slots, inverse)}
+        return self._slot_cache[key]
 
     def _attend_with_bias(self, q, k, v, pos, key_valid, order: WindowOrder, hk: int, wk: int):
         """Attention with the position bias: ``q`` (Nq, T, inner) -> (Nq, T, heads, d) in token order
         (a transposed view).
 
         The bias is read at the displacement from the centre of the query's stride-r cell (its
-        reference point) to each sample, so the queries of one cell share one row of the bias
+        reference point) to each sample, so the r^2 queries of a cell share one row of the bias
         (exact DAT for r = 1): the table is read (T / r^2) x S times instead of T x S, which is what
-        makes the bias affordable on a CPU. Queries are processed per in-cell offset, each group a
-        (cells x samples) attention with the shared bias, in chunks of cells to bound memory.
+        makes the bias affordable on a CPU. The queries are laid out cell-major, so one attention
+        call takes every cell as a batch entry of r^2 queries whose mask is its bias row broadcast
+        (stride 0) over them, and the keys broadcast over the cells; cells go in chunks that bound
+        the bias's memory.
         """
         nq, t, _ = q.shape
-        s = k.shape[2]
+        s, r2 = k.shape[2], self.stride ** 2
         h, w = order.height, order.width
-        perm, groups = self.cell_groups(order, hk, wk)
-        perm = perm.to(q.device)
-        centres = self.reference_points(h, w, hk, wk, q.device, pos.dtype).reshape(-1, 2)
-        q_perm = q.index_select(1, perm).view(nq, t, self.heads, self.dim_head).transpose(1, 2)
-        starts = torch.tensor([0] + [g.numel() for g in groups]).cumsum(0).tolist()
+        slots, inverse = (i.to(q.device) for i in self.cell_slots(order, hk, wk))
         n_cells = hk * wk
-        chunk = max(1, PE_CHUNK_BYTES // (4 * nq * self.heads * s))
-        pieces: list[list[torch.Tensor]] = [[] for _ in groups]
+        q_heads = q.view(nq, t, self.heads, self.dim_head).transpose(1, 2)
+        if slots.numel() > t:  # partial border cells: zero queries fill them, their rows are dropped
+            q_heads = torch.cat((q_heads, q_heads.new_zeros(nq, self.heads, 1, self.dim_head)), dim=2)
+        batch = nq * self.heads
+        q_cells = q_heads.index_select(2, slots).view(batch, n_cells, r2, self.dim_head)
+        k_b = k.reshape(batch, 1, s, self.dim_head)
+        v_b = v.reshape(batch, 1, s, self.dim_head)
+        centres = self.reference_points(h, w, hk, wk, q.device, pos.dtype).reshape(-1, 2)
+        chunk = max(1, PE_CHUNK_BYTES // (4 * batch * s))
+        pieces = []
         for c0 in range(0, n_cells, chunk):
             c1 = min(c0 + chunk, n_cells)
             bias = self.position_bias(centres[c0:c1], pos, h, w).to(q.dtype)  # (Nq, heads, cells, S)
             if key_valid is not None:
                 bias = bias.masked_fill(~key_valid, float("-inf"))
-            for g, cells in enumerate(groups):
-                lo, hi = torch.searchsorted(cells, torch.tensor([c0, c1], device=cells.device)).tolist()
-                if hi == lo:
-                    continue
-                rows = cells[lo:hi] - c0
-                mask = bias if hi - lo == c1 - c0 else bias.index_select(2, rows.to(bias.device))
-                q_g = q_perm[:, :, starts[g] + lo:starts[g] + hi]
-                # with a mask the kernel returns (Nq, heads, n, d) contiguous: concatenated as such
-                pieces[g].append(F.scaled_dot_product_attention(q_g, k, v, attn_mask=mask).contiguous())
-        out_perm = torch.cat([piece for group in pieces for piece in group], dim=2)  # (Nq, heads, T, d)
-        inverse = torch.empty_like(perm)
-        inverse[perm] = torch.arange(perm.numel(), device=perm.device)
-        return out_perm.index_select(2, inverse).transpose(1, 2)
+            mask = bias.reshape(batch, c1 - c0, 1, s).expand(-1, -1, r2, -1)
+            pieces.append(F.scaled_dot_product_attention(
+                q_cells[:, c0:c1], k_b.expand(-1, c1 - c0, -1, -1), v_b.expand(-1, c1 - c0, -1, -1),
+                attn_mask=mask))
+        out = torch.cat(pieces, dim=1) if len(pieces) > 1 else pieces[0]
+        out = out.view(nq, self.heads, n_cells * r2, self.dim_head).index_select(2, inverse)
+        return out.transpose(1, 2)
