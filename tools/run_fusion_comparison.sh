@@ -7,12 +7,14 @@
 #
 #   bash tools/run_fusion_comparison.sh runs/none [runs/compare]
 #
-# Environment: METHODS (default "early late fcooper attfuse v2xvit mswin_deform"), FT_SCENES (8
-# scenes x 20 frames of fine-tuning world, seed 8), FT_EPOCHS (1), FT_LR (2e-4: a tenth of the
-# training LR, cosine down to FT_LR / 10, so a short fine-tune does not undo the warm start), MAX_FRAMES (test frames scored,
-# default all 240), THREADS (2), SCORE (score threshold for every method, default 0.3: the
-# synthetic configs' value, chosen on the validation split). The table is printed by tools/compare_runs.py and written to
-# OUT/table.md. A finished method is skipped on a rerun (delete its folder to redo it).
+# Environment: METHODS (default "early late fcooper attfuse v2xvit mswin_deform"); FT_WORLD (the
+# fine-tuning world, default data/synthetic_finetune; made on first use from FT_SCENES (8) scenes
+# x 20 frames, seed 8); FT_EPOCHS (1); FT_LR (2e-4: a tenth of the training LR, cosine down to
+# FT_LR / 10, so a short fine-tune does not undo the warm start); MAX_FRAMES (test frames scored,
+# default all 240); THREADS (2); SCORE (score threshold for every method, default 0.3: the
+# synthetic configs' value, chosen on the validation split). The table is printed by
+# tools/compare_runs.py and written to OUT/table.md. A finished method is skipped on a rerun
+# (delete its folder to redo it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NONE=${1:?usage: run_fusion_comparison.sh NONE_RUN_DIR [OUT_DIR]}
@@ -24,7 +26,7 @@ THREADS=${THREADS:-2}
 SCORE=${SCORE:-0.3}
 FT_LR=${FT_LR:-2e-4}
 PY=${PY:-.venv/bin/python}
-FT_WORLD=data/synthetic_finetune
+FT_WORLD=${FT_WORLD:-data/synthetic_finetune}
 LIMIT=()
 [[ -n "${MAX_FRAMES:-}" ]] && LIMIT=(--max_frames "$MAX_FRAMES")
 

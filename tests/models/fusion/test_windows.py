@@ -16,6 +16,9 @@ def test_partition_and_reverse_are_inverses(sizes, h, w):
     tokens = order.to_tokens(x)
     assert tokens.shape == (3, h * w, 5)
     assert torch.equal(order.to_map(tokens), x)
+    channels_last = order.to_map(tokens, channels_last=True)
+    assert torch.equal(channels_last, x)
+    assert channels_last.is_contiguous(memory_format=torch.channels_last)
     # token t holds raster pixel order[t]
     assert torch.equal(tokens, x.flatten(2).transpose(1, 2)[:, order.order])
     assert torch.equal(order.order[order.rank], torch.arange(h * w))

@@ -185,8 +185,8 @@ class DeformableBranch(nn.Module):
         ``q_src`` (Ns, T, inner): the source agents' queries (``all``; None = ``q``).
         """
         nq, t, _ = q.shape
-        q_map = order.to_map(q)
-        q_src_map = None if q_src is None else order.to_map(q_src)
+        q_map = order.to_map(q, channels_last=True)
+        q_src_map = None if q_src is None else order.to_map(q_src, channels_last=True)
         pos = self.sampling_positions(q_map, src_of_query, q_src_map)  # (Nq, A, Hk, Wk, 2)
         a, hk, wk = pos.shape[1:4]
         src_index = src_of_query[:, :, None, None].expand(-1, -1, hk, wk)

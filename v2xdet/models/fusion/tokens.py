@@ -68,8 +68,10 @@ class WindowOrder:
         dims = [0] + [2 + d for d in self._perm] + [1]
         return view.permute(dims).reshape(m, h * w, c)
 
-    def to_map(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(M, T, C) window-major tokens -> (M, C, H, W) raster map (one copy)."""
+    def to_map(self, tokens: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+        """(M, T, C) window-major tokens -> (M, C, H, W) raster map (one copy). ``channels_last``:
+        the map is a channels-last tensor (a permuted view of (M, H, W, C)), whose copy moves whole
+        channel vectors and is several times faster; convolutions take it as it is."""
         m, t, c = tokens.shape
         if t != self.num_tokens:
             raise ValueError(f"got {t} tokens, token order was built for {self.num_tokens}")
@@ -78,8 +80,11 @@ class WindowOrder:
         view = tokens.reshape([m] + interleaved + [c])
         # position of raster digit d (rows 0..k-1, cols k..2k-1) in the interleaved view
         where = {d: i for i, d in enumerate(self._perm)}
-        dims = [0, 2 * k + 1] + [1 + where[d] for d in range(2 * k)]
-        return view.permute(dims).reshape(m, c, self.height, self.width)
+        raster = [1 + where[d] for d in range(2 * k)]
+        if channels_last:
+            rows = view.permute([0] + raster + [2 * k + 1]).reshape(m, self.height, self.width, c)
+            return rows.permute(0, 3, 1, 2)
+        return view.permute([0, 2 * k + 1] + raster).reshape(m, c, self.height, self.width)
 
     def window_coords(self, size: int) -> torch.Tensor:
         """(size*size, 2) (row, col) within the window of the tokens of one window of ``size``."""
