@@ -183,3 +183,18 @@ def test_attention_with_bias_matches_an_explicit_computation(stride, chunk_bytes
             expected = torch.softmax(q @ k.transpose(1, 2) / d**0.5 + bias, -1) @ v  # (heads, HW, d)
             expected = expected.transpose(0, 1).reshape(H, W, -1).permute(2, 0, 1)
             assert torch.allclose(order.to_map(ours[i:i + 1])[0], expected, atol=1e-5)
+
+
+def test_cell_biased_attention_fused_and_differentiable_paths_agree():
+    """Inference uses the fused kernel on broadcast keys and bias, training explicit logits: the
+    same values, equal to softmax(q k^T / sqrt(d) + the cell's bias) v, and gradients reach the bias."""
+    torch.manual_seed(3)
+    q, k, v = torch.randn(2, 5, 4, 8), torch.randn(2, 7, 8), torch.randn(2, 7, 8)
+    bias = torch.randn(2, 5, 7, requires_grad=True)
+    with torch.no_grad():
+        fused = deformable.cell_biased_attention(q, k, v, bias)
+    explicit = deformable.cell_biased_attention(q, k, v, bias)
+    expected = torch.softmax(q @ k[:, None].transpose(2, 3) / 8**0.5 + bias[:, :, None], -1) @ v[:, None]
+    assert torch.allclose(fused, expected, atol=1e-5) and torch.allclose(explicit, expected, atol=1e-5)
+    explicit.sum().backward()
+    assert bias.grad is not None and bias.grad.abs().sum() > 0

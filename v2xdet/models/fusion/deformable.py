@@ -225,10 +225,9 @@ class DeformableBranch(nn.Module):
         The bias is read at the displacement from the centre of the query's stride-r cell (its
         reference point) to each sample, so the r^2 queries of a cell share one row of the bias
         (exact DAT for r = 1): the table is read (T / r^2) x S times instead of T x S, which is what
-        makes the bias affordable on a CPU. The queries are laid out cell-major, so one attention
-        call takes every cell as a batch entry of r^2 queries whose mask is its bias row broadcast
-        (stride 0) over them, and the keys broadcast over the cells; cells go in chunks that bound
-        the bias's memory.
+        makes the bias affordable on a CPU. The queries are laid out cell-major, so that every cell is
+        one batch entry of r^2 queries sharing its bias row (``cell_biased_attention``); cells go in
+        chunks that bound the bias's memory.
         """
         nq, t, _ = q.shape
         s, r2 = k.shape[2], self.stride ** 2
@@ -240,8 +239,7 @@ class DeformableBranch(nn.Module):
             q_heads = torch.cat((q_heads, q_heads.new_zeros(nq, self.heads, 1, self.dim_head)), dim=2)
         batch = nq * self.heads
         q_cells = q_heads.index_select(2, slots).view(batch, n_cells, r2, self.dim_head)
-        k_b = k.reshape(batch, 1, s, self.dim_head)
-        v_b = v.reshape(batch, 1, s, self.dim_head)
+        k_b, v_b = k.reshape(batch, s, self.dim_head), v.reshape(batch, s, self.dim_head)
         centres = self.reference_points(h, w, hk, wk, q.device, pos.dtype).reshape(-1, 2)
         chunk = max(1, PE_CHUNK_BYTES // (4 * batch * s))
         pieces = []
@@ -250,10 +248,29 @@ class DeformableBranch(nn.Module):
             bias = self.position_bias(centres[c0:c1], pos, h, w).to(q.dtype)  # (Nq, heads, cells, S)
             if key_valid is not None:
                 bias = bias.masked_fill(~key_valid, float("-inf"))
-            mask = bias.reshape(batch, c1 - c0, 1, s).expand(-1, -1, r2, -1)
-            pieces.append(F.scaled_dot_product_attention(
-                q_cells[:, c0:c1], k_b.expand(-1, c1 - c0, -1, -1), v_b.expand(-1, c1 - c0, -1, -1),
-                attn_mask=mask))
+            pieces.append(cell_biased_attention(q_cells[:, c0:c1], k_b, v_b, bias.reshape(batch, c1 - c0, s)))
         out = torch.cat(pieces, dim=1) if len(pieces) > 1 else pieces[0]
         out = out.view(nq, self.heads, n_cells * r2, self.dim_head).index_select(2, inverse)
         return out.transpose(1, 2)
+
+
+def cell_biased_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor
+) -> torch.Tensor:
+    """Attention of cells of queries that share one additive logit bias per cell.
+
+    ``q`` (B, cells, n, d); ``k``, ``v`` (B, S, d); ``bias`` (B, cells, S). Returns (B, cells, n, d).
+    Without gradients: one fused attention call, every cell a batch entry whose keys broadcast
+    (stride 0) and whose bias row broadcasts over its n queries. With gradients: explicit logits,
+    because the fused CPU kernel has no gradient for its mask and the fallback would materialise
+    the broadcast keys once per cell.
+    """
+    b, cells, n, d = q.shape
+    s = k.shape[1]
+    if not (torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, bias))):
+        return F.scaled_dot_product_attention(
+            q, k[:, None].expand(-1, cells, -1, -1), v[:, None].expand(-1, cells, -1, -1),
+            attn_mask=bias[:, :, None, :].expand(-1, -1, n, -1))
+    logits = torch.bmm(q.reshape(b, cells * n, d), k.transpose(1, 2) * d ** -0.5).view(b, cells, n, s)
+    weights = (logits + bias[:, :, None, :]).softmax(dim=-1)
+    return torch.bmm(weights.view(b, cells * n, s), v).view(b, cells, n, d)
