@@ -206,15 +206,15 @@ class DeformableBranch(nn.Module):
 
     def cell_slots(self, order: WindowOrder, hk: int, wk: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Queries laid out cell-major: ``slots`` (Hk * Wk * r^2,) the token at each (cell, in-cell
-        offset), T where a border cell is partial (a padding query); ``inverse`` (T,) each token's slot."""
+        offset), token 0 where a border cell is partial (a stand-in whose output is dropped);
+        ``inverse`` (T,) each token's slot."""
         key = (order.height, order.width, tuple(order.sizes), self.stride)
         if key not in self._slot_cache:
             r = self.stride
             rows, cols = order.coords[:, 0], order.coords[:, 1]
             inverse = ((rows // r) * wk + cols // r) * (r * r) + (rows % r) * r + cols % r
-            t = inverse.numel()
-            slots = torch.full((hk * wk * r * r,), t, dtype=torch.long)
-            slots[inverse] = torch.arange(t)
+            slots = torch.zeros(hk * wk * r * r, dtype=torch.long)
+            slots[inverse] = torch.arange(inverse.numel())
             self._slot_cache = {key: (slots, inverse)}
         return self._slot_cache[key]
 
@@ -235,8 +235,6 @@ class DeformableBranch(nn.Module):
         slots, inverse = (i.to(q.device) for i in self.cell_slots(order, hk, wk))
         n_cells = hk * wk
         q_heads = q.view(nq, t, self.heads, self.dim_head).transpose(1, 2)
-        if slots.numel() > t:  # partial border cells: zero queries fill them, their rows are dropped
-            q_heads = torch.cat((q_heads, q_heads.new_zeros(nq, self.heads, 1, self.dim_head)), dim=2)
         batch = nq * self.heads
         q_cells = q_heads.index_select(2, slots).view(batch, n_cells, r2, self.dim_head)
         k_b, v_b = k.reshape(batch, s, self.dim_head), v.reshape(batch, s, self.dim_head)
