@@ -22,9 +22,10 @@ import math
 import os
 import subprocess
 import sys
+import time
 
 import torch
-from benchlib import add_allocator_option, best_time, count_flops, rates_around, timed
+from benchlib import add_allocator_option, count_flops, rates_around, timed
 
 from v2xdet.engine.allocator import configure_allocator
 from v2xdet.models.fusion import FUSIONS
@@ -132,9 +133,13 @@ def bench_mswin(n_agents: int, repeat: int, deform: dict) -> dict:
     calls = {"plain": mswin_call(n_agents, None), "deform": mswin_call(n_agents, deform)}
     best = dict.fromkeys(calls, math.inf)
     with torch.no_grad():
+        for call in calls.values():
+            call()  # warm-up
         for _ in range(repeat):
             for key, call in calls.items():
-                best[key] = min(best[key], best_time(call, 1))
+                start = time.perf_counter()
+                call()
+                best[key] = min(best[key], time.perf_counter() - start)
         flops = {key: count_flops(call) for key, call in calls.items()}
     return {"seconds": best, "flops": flops}
 

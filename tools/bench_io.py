@@ -11,26 +11,16 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from benchlib import best_time
 
 from v2xdet.data_utils.formats import DATA_KINDS, read_pcd, write_pcd
 
 SAMPLE_DIR = Path(os.environ.get("V2XDET_SAMPLE_DIR",
                                  Path(__file__).resolve().parents[2] / "shared" / "data" / "v2xset_sample"))
 DEFAULT_SAMPLE = SAMPLE_DIR / "validate" / "2021_08_21_17_30_41" / "4279" / "000069.pcd"
-
-
-def best_time(fn, repeat: int) -> float:
-    fn()  # warm-up: JIT compilation, file cache
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def open3d_reader():
