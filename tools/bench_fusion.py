@@ -9,6 +9,8 @@ second), which a shared machine disturbs less than wall time. The glibc allocato
 start-up (``tune_allocator``; ``--no_tune_allocator`` keeps glibc's defaults). ``--mswin`` times
 the MSwin block alone with and without deformable-branch variants (run alternately). ``--malloc``
 reruns one case in subprocesses under different glibc allocator / transparent-huge-page settings.
+``--dropout`` times training-mode dropout (forward + backward) on one layer's maps, torch's
+``nn.Dropout`` against the encoder's ``Dropout`` (``v2xdet/models/fusion/dropout.py``), alternately.
 
     .venv/bin/python tools/bench_fusion.py                      # all methods, 1/2/5 agents
     .venv/bin/python tools/bench_fusion.py --methods v2xvit --agents 5 --malloc
@@ -29,6 +31,7 @@ from benchlib import add_allocator_option, count_flops, rates_around, timed
 
 from v2xdet.engine.allocator import configure_allocator
 from v2xdet.models.fusion import FUSIONS
+from v2xdet.models.fusion.dropout import Dropout
 from v2xdet.models.fusion.mswin import MSwin
 from v2xdet.models.fusion.tokens import WindowOrder
 
@@ -144,6 +147,23 @@ def bench_mswin(n_agents: int, repeat: int, deform: dict) -> dict:
     return {"seconds": best, "flops": flops}
 
 
+def bench_dropout(n_agents: int, repeat: int, p: float = 0.3) -> dict:
+    """Best times of training-mode dropout, forward and backward, on n agents' (T, C) maps: torch's
+    ``nn.Dropout`` and ours, run alternately."""
+    x = torch.randn(n_agents, H * W, C, requires_grad=True)
+    calls = {name: (lambda m=module: m(x).sum().backward())
+             for name, module in (("nn.Dropout", torch.nn.Dropout(p)), ("Dropout", Dropout(p)))}
+    best = dict.fromkeys(calls, math.inf)
+    for call in calls.values():
+        call()  # warm-up
+    for _ in range(repeat):
+        for key, call in calls.items():
+            start = time.perf_counter()
+            call()
+            best[key] = min(best[key], time.perf_counter() - start)
+    return best
+
+
 def allocator_table(method: str, n_agents: int, repeat: int, threads: int) -> None:
     print(f"\nAllocator settings, {method} with {n_agents} agents (best wall of {repeat}; CPU, system "
           f"time and minor faults per forward pass; {threads} threads):")
@@ -172,6 +192,8 @@ def main() -> None:
     parser.add_argument("--deform", type=json.loads, default=None,
                         help='overrides of the deform block, e.g. \'{"stride": 8, "sample_from": "own"}\'')
     parser.add_argument("--mswin", action="store_true", help="also time the MSwin block with/without deform")
+    parser.add_argument("--dropout", action="store_true",
+                        help="also time training-mode dropout: nn.Dropout against ours")
     parser.add_argument("--malloc", action="store_true",
                         help="compare allocator settings (first method and agent count)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON only")
@@ -211,6 +233,14 @@ def main() -> None:
                 label = ",".join(f"{k}={v}" for k, v in variant.items()) or "as configured"
                 print(f"{label:<44}{n:>7}{plain:>11.3f}{deform:>11.3f}{deform / plain - 1:>8.0%}"
                       f"{r['flops']['plain'] / 1e9:>9.1f}{r['flops']['deform'] / 1e9:>11.1f}")
+    if args.dropout:
+        print(f"\nTraining-mode dropout (p = 0.3) of one layer's maps ({H * W} x {C} per agent), forward + "
+              "backward, best of the alternating runs:")
+        print(f"{'agents':>7}{'nn.Dropout ms':>15}{'ours ms':>10}{'speed-up':>10}")
+        for n in args.agents:
+            r = bench_dropout(n, args.repeat)
+            print(f"{n:>7}{r['nn.Dropout'] * 1e3:>15.1f}{r['Dropout'] * 1e3:>10.1f}"
+                  f"{r['nn.Dropout'] / r['Dropout']:>9.1f}x")
     if args.malloc:
         allocator_table(args.methods[0], args.agents[0], args.repeat, args.threads)
 

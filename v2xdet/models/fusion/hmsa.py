@@ -30,6 +30,8 @@ import math
 import torch
 from torch import nn
 
+from v2xdet.models.fusion.dropout import Dropout
+
 
 def _linear_init(weight: torch.Tensor, bias: torch.Tensor | None, fan_in: int) -> None:
     """nn.Linear's default initialisation for stacked (type, in, out) weights."""
@@ -96,7 +98,7 @@ class AgentAttention(nn.Module):
             self.relation_msg = nn.Parameter(torch.empty(n_rel, heads, dim_head, dim_head))
             nn.init.xavier_uniform_(self.relation_att)  # as V2X-ViT (fans over the 4-d tensor)
             nn.init.xavier_uniform_(self.relation_msg)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def folded_weights(self, key_types: list[int]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Per-type projection weights with the relations folded in, for the key types present.

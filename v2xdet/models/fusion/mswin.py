@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from v2xdet.models.fusion.deformable import DeformableBranch
+from v2xdet.models.fusion.dropout import Dropout
 from v2xdet.models.fusion.split_attention import SplitAttention
 from v2xdet.models.fusion.tokens import WindowOrder
 from v2xdet.models.fusion.window_attention import WindowBranch
@@ -79,7 +80,7 @@ class MSwin(nn.Module):
             raise ValueError("MSwin needs at least one branch (window sizes or the deformable branch)")
         self.split = SplitAttention(dim, n_branches) if fusion_method == "split_attn" else None
         self.num_branches = n_branches
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def _branches_out(self) -> list[nn.Linear]:
         return [w.out for w in self.windows] + ([self.deform.out] if self.deform is not None else [])

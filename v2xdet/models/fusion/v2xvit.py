@@ -27,6 +27,7 @@ from torch import nn
 
 from v2xdet.models.fusion.agents import AgentLayout
 from v2xdet.models.fusion.deformable import DeformableBranch
+from v2xdet.models.fusion.dropout import Dropout
 from v2xdet.models.fusion.hmsa import AgentAttention
 from v2xdet.models.fusion.mswin import DeformSources, MSwin
 from v2xdet.models.fusion.simple import check_fusion_inputs
@@ -106,7 +107,7 @@ class FeedForward(nn.Module):
         super().__init__()
         self.norm = nn.LayerNorm(dim)
         self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.dropout(F.gelu(self.fc1(self.norm(x))))
