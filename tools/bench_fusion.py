@@ -9,6 +9,8 @@ second), which a shared machine disturbs less than wall time. The glibc allocato
 start-up (``tune_allocator``; ``--no_tune_allocator`` keeps glibc's defaults). ``--mswin`` times
 the MSwin block alone with and without deformable-branch variants (run alternately). ``--malloc``
 reruns one case in subprocesses under different glibc allocator / transparent-huge-page settings.
+``--breakdown`` profiles one forward pass per case and splits its time and FLOPs by kind of
+kernel (GEMMs, small per-pixel products, attention kernels, the rest), each against its own floor.
 ``--dropout`` times training-mode dropout (forward + backward) on one layer's maps, torch's
 ``nn.Dropout`` against the encoder's ``Dropout`` (``v2xdet/models/fusion/dropout.py``), alternately.
 
@@ -27,7 +29,7 @@ import sys
 import time
 
 import torch
-from benchlib import add_allocator_option, count_flops, rates_around, timed
+from benchlib import add_allocator_option, count_flops, rates_around, time_by_kind, timed
 
 from v2xdet.engine.allocator import configure_allocator
 from v2xdet.models.fusion import FUSIONS
@@ -101,15 +103,39 @@ def make_inputs(n_agents: int, seed: int = 0):
     return x, mask, {"prior_encoding": prior, "spatial_correction": corr}
 
 
-def bench_method(name: str, n_agents: int, repeat: int, deform: dict | None = None) -> dict:
+def fusion_call(name: str, n_agents: int, deform: dict | None = None):
+    """The fusion module ``name`` (eval mode) and a no-arg call of it on n agents' maps."""
     torch.manual_seed(0)
     model = FUSIONS[name](method_args(name, deform), C).eval()
     x, mask, meta = make_inputs(n_agents)
+    return model, lambda: model(x, mask, meta)
+
+
+def bench_method(name: str, n_agents: int, repeat: int, deform: dict | None = None) -> dict:
+    model, call = fusion_call(name, n_agents, deform)
     with torch.no_grad():
-        times = timed(lambda: model(x, mask, meta), repeat)
-        flops = count_flops(lambda: model(x, mask, meta))
+        times = timed(call, repeat)
+        flops = count_flops(call)
     return {"method": name, "agents": n_agents, "flops": flops,
             "params": sum(p.numel() for p in model.parameters()), **times}
+
+
+def breakdown_table(name: str, n_agents: int, deform: dict | None, rate: float) -> None:
+    """Where one forward pass's time goes, by kind of kernel, against each kind's own floor."""
+    _, call = fusion_call(name, n_agents, deform)
+    with torch.no_grad():
+        call()  # warm-up
+        kinds = time_by_kind(call)
+    total = sum(k["seconds"] for k in kinds.values())
+    print(f"\n{name}, {n_agents} agents, one profiled forward pass ({total:.2f} s) by kind of kernel; "
+          f"floor = GFLOP / {rate / 1e9:.1f} GFLOP/s:")
+    print(f"{'kind':<26}{'s':>8}{'share':>8}{'GFLOP':>9}{'GFLOP/s':>10}{'x floor':>9}{'s over floor':>14}")
+    for kind, k in kinds.items():
+        floor = k["flops"] / rate
+        speed = f"{k['flops'] / k['seconds'] / 1e9:>10.1f}" if k["flops"] and k["seconds"] else f"{'-':>10}"
+        ratio = f"{k['seconds'] / floor:>9.2f}" if k["flops"] else f"{'-':>9}"
+        print(f"{kind:<26}{k['seconds']:>8.3f}{k['seconds'] / total:>8.0%}{k['flops'] / 1e9:>9.1f}{speed}"
+              f"{ratio}{k['seconds'] - floor:>14.3f}")
 
 
 def mswin_call(n_agents: int, deform: dict | None):
@@ -192,6 +218,8 @@ def main() -> None:
     parser.add_argument("--deform", type=json.loads, default=None,
                         help='overrides of the deform block, e.g. \'{"stride": 8, "sample_from": "own"}\'')
     parser.add_argument("--mswin", action="store_true", help="also time the MSwin block with/without deform")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also profile one forward pass per case: time and FLOPs by kind of kernel")
     parser.add_argument("--dropout", action="store_true",
                         help="also time training-mode dropout: nn.Dropout against ours")
     parser.add_argument("--malloc", action="store_true",
@@ -233,6 +261,10 @@ def main() -> None:
                 label = ",".join(f"{k}={v}" for k, v in variant.items()) or "as configured"
                 print(f"{label:<44}{n:>7}{plain:>11.3f}{deform:>11.3f}{deform / plain - 1:>8.0%}"
                       f"{r['flops']['plain'] / 1e9:>9.1f}{r['flops']['deform'] / 1e9:>11.1f}")
+    if args.breakdown:
+        for m in args.methods:
+            for n in args.agents:
+                breakdown_table(m, n, args.deform, rate)
     if args.dropout:
         print(f"\nTraining-mode dropout (p = 0.3) of one layer's maps ({H * W} x {C} per agent), forward + "
               "backward, best of the alternating runs:")

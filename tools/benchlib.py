@@ -4,6 +4,8 @@
 ``matmul_rate``: this machine's fp32 GEMM rate (the denominator of the arithmetic floor);
 ``rates_around``: run a benchmark between two rate measurements and keep the best rate;
 ``count_flops``: FLOPs of a call (``torch.utils.flop_counter`` with the CPU kernels it misses);
+``time_by_kind``: one profiled call's time and FLOPs per kind of kernel (GEMMs, small batched
+products, attention kernels, the rest), which says where the time above the floor goes;
 ``add_allocator_option``: ``--no_tune_allocator``, which the scripts pass to
 ``v2xdet.engine.allocator.configure_allocator`` at start-up (tuning is the default).
 """
@@ -94,6 +96,44 @@ def count_flops(fn: Callable[[], object]) -> int:
     with FlopCounterMode(display=False, custom_mapping=FLOP_MAPPING) as counter:
         fn()
     return counter.get_total_flops()
+
+
+GEMM_OPS = {"aten::mm", "aten::addmm", "aten::addmm_", "aten::baddbmm", "aten::baddbmm_", "aten::bmm"}
+KINDS = ("GEMM", "small batched products", "attention kernel", "other")
+
+
+def _gemm_shape(name: str, shapes: list) -> tuple[int, int, int, int]:
+    """(batch, m, k, n) of a GEMM event from its input shapes (the bias comes first in addmm/baddbmm)."""
+    a, b = (shapes[0], shapes[1]) if name in ("aten::mm", "aten::bmm") else (shapes[1], shapes[2])
+    batch = a[0] if len(a) == 3 else 1
+    return batch, a[-2], a[-1], b[-1]
+
+
+def classify(name: str, shapes: list, small: int = 1 << 16) -> tuple[str, int]:
+    """Kind and FLOPs of one profiled op: GEMMs whose single product has fewer than ``small``
+    multiply-adds are "small batched products" (per-pixel attention across agents)."""
+    if name in GEMM_OPS:
+        batch, m, k, n = _gemm_shape(name, shapes)
+        return ("GEMM" if m * k * n >= small else "small batched products"), 2 * batch * m * k * n
+    if name == "aten::_scaled_dot_product_flash_attention_for_cpu":  # not its wrapper's event
+        q, k = shapes[0], shapes[1]
+        return "attention kernel", 4 * math.prod(q[:-2]) * q[-2] * k[-2] * q[-1]
+    return "other", 0
+
+
+def time_by_kind(fn: Callable[[], object]) -> dict[str, dict[str, float]]:
+    """Profile one call of ``fn``; per kind (``KINDS``): ``seconds`` (the ops' own time on the
+    calling thread, which waits for the intra-op threads) and ``flops``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        fn()
+    totals = {kind: {"seconds": 0.0, "flops": 0.0} for kind in KINDS}
+    for event in prof.key_averages(group_by_input_shape=True):
+        kind, flops = classify(event.key, event.input_shapes)
+        totals[kind]["seconds"] += event.self_cpu_time_total / 1e6
+        totals[kind]["flops"] += flops * event.count
+    return totals
 
 
 def add_allocator_option(parser: argparse.ArgumentParser) -> None:

@@ -75,3 +75,31 @@ def test_stage_calls_compose_to_the_forward_pass():
         torch.testing.assert_close(calls["backbone"](), model.bev_features(batch))
         out = calls["total"]()
         torch.testing.assert_close(calls["head"]()["cls_preds"], out["cls_preds"])
+
+
+def test_time_by_kind_sorts_ops_and_counts_their_flops():
+    a, b = torch.randn(64, 128), torch.randn(128, 96)
+    q = torch.randn(300, 6, 4)  # 300 products of (6 x 4) @ (4 x 6): per-pixel attention sized
+    s_q, s_k = torch.randn(2, 3, 16, 8), torch.randn(2, 3, 32, 8)
+
+    def fn():
+        torch.mm(a, b)
+        torch.bmm(q, q.transpose(1, 2))
+        torch.nn.functional.scaled_dot_product_attention(s_q, s_k, s_k)
+        torch.relu(a)
+
+    with torch.no_grad():
+        kinds = benchlib.time_by_kind(fn)
+    assert list(kinds) == list(benchlib.KINDS)
+    assert kinds["GEMM"]["flops"] == 2 * 64 * 128 * 96
+    assert kinds["small batched products"]["flops"] == 2 * 300 * 6 * 4 * 6
+    assert kinds["attention kernel"]["flops"] == 4 * 2 * 3 * 16 * 32 * 8  # q k^T and attn v, once
+    assert kinds["other"]["flops"] == 0
+    assert all(k["seconds"] > 0 for k in kinds.values())
+
+
+def test_classify_reads_the_operands_after_the_bias():
+    assert benchlib.classify("aten::addmm", [[96], [64, 128], [128, 96], [], []]) == ("GEMM", 2 * 64 * 128 * 96)
+    kind, flops = benchlib.classify("aten::baddbmm_", [[5, 40, 8], [5, 40, 300], [5, 300, 8], [], []])
+    assert (kind, flops) == ("GEMM", 2 * 5 * 40 * 300 * 8)
+    assert benchlib.classify("aten::scaled_dot_product_attention", [[1, 2, 3, 4]] * 3)[1] == 0
