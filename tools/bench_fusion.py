@@ -5,10 +5,12 @@ threads), parameter count, FLOPs (``torch.utils.flop_counter.FlopCounterMode``, 
 flash-attention kernel of ``scaled_dot_product_attention`` registered so attention is counted),
 the arithmetic floor = FLOPs / this machine's fp32 matmul rate measured in the same run
 (2048 x 2048 products), and latency / floor; the same with CPU time (FLOPs / GEMM FLOP per CPU
-second), which a shared machine disturbs less than wall time. The glibc allocator is tuned at
-start-up (``tune_allocator``; ``--no_tune_allocator`` keeps glibc's defaults). ``--mswin`` times
-the MSwin block alone with and without deformable-branch variants (run alternately). ``--malloc``
-reruns one case in subprocesses under different glibc allocator / transparent-huge-page settings.
+second), which a shared machine disturbs less than wall time; and ``x paired``, the median over
+the runs of latency / floor with each run paired with the rate measured just before it. The glibc
+allocator is tuned at start-up (``tune_allocator``; ``--no_tune_allocator`` keeps glibc's
+defaults). ``--mswin`` times the MSwin block alone with and without deformable-branch variants (run
+alternately). ``--malloc`` reruns one case in subprocesses under different glibc allocator /
+transparent-huge-page settings.
 ``--breakdown`` profiles one forward pass per case and splits its time and FLOPs by kind of
 kernel (GEMMs, small per-pixel products, attention kernels, the rest), each against its own floor.
 ``--dropout`` times training-mode dropout (forward + backward) on one layer's maps, torch's
@@ -24,12 +26,13 @@ import copy
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import time
 
 import torch
-from benchlib import add_allocator_option, count_flops, rates_around, time_by_kind, timed
+from benchlib import add_allocator_option, count_flops, paired_floor_ratios, rates_around, time_by_kind, timed
 
 from v2xdet.engine.allocator import configure_allocator
 from v2xdet.models.fusion import FUSIONS
@@ -116,7 +119,8 @@ def bench_method(name: str, n_agents: int, repeat: int, deform: dict | None = No
     with torch.no_grad():
         times = timed(call, repeat)
         flops = count_flops(call)
-    return {"method": name, "agents": n_agents, "flops": flops,
+        paired = paired_floor_ratios(call, flops, repeat) if flops > 1e9 else [math.nan]
+    return {"method": name, "agents": n_agents, "flops": flops, "paired": statistics.median(paired),
             "params": sum(p.numel() for p in model.parameters()), **times}
 
 
@@ -239,15 +243,16 @@ def main() -> None:
           f"({args.threads} threads); fusion input {C} x {H} x {W}; best of {args.repeat}")
     print(f"allocator: {allocator}")
     print(f"{'method':<14}{'agents':>7}{'latency s':>11}{'floor s':>9}{'x floor':>9}{'CPU s':>8}"
-          f"{'CPU floor':>11}{'x CPU fl':>10}{'params M':>10}{'GFLOP':>9}")
+          f"{'CPU floor':>11}{'x CPU fl':>10}{'x paired':>10}{'params M':>10}{'GFLOP':>9}")
     for r in rows:
         floor, cpu_floor = r["flops"] / rate, r["flops"] / cpu_rate
         if r["flops"] > 1e9:
-            ratios = (f"{r['seconds'] / floor:>9.2f}", f"{r['cpu'] / cpu_floor:>10.2f}")
+            ratios = (f"{r['seconds'] / floor:>9.2f}", f"{r['cpu'] / cpu_floor:>10.2f}",
+                      f"{r['paired']:>10.2f}")
         else:  # no GEMM work to speak of
-            ratios = (f"{'-':>9}", f"{'-':>10}")
+            ratios = (f"{'-':>9}", f"{'-':>10}", f"{'-':>10}")
         print(f"{r['method']:<14}{r['agents']:>7}{r['seconds']:>11.3f}{floor:>9.3f}{ratios[0]}{r['cpu']:>8.2f}"
-              f"{cpu_floor:>11.3f}{ratios[1]}{r['params'] / 1e6:>10.2f}{r['flops'] / 1e9:>9.1f}")
+              f"{cpu_floor:>11.3f}{ratios[1]}{ratios[2]}{r['params'] / 1e6:>10.2f}{r['flops'] / 1e9:>9.1f}")
     if args.mswin:
         print(f"\nMSwin block alone (one layer, {C} x {H} x {W}); the deformable branch over the window "
               "branches:")

@@ -3,6 +3,7 @@
 ``timed`` / ``best_time``: best-of-N wall time with CPU time, system time and page faults per run;
 ``matmul_rate``: this machine's fp32 GEMM rate (the denominator of the arithmetic floor);
 ``rates_around``: run a benchmark between two rate measurements and keep the best rate;
+``paired_floor_ratios``: latency / floor per run, each run against the rate measured just before it;
 ``count_flops``: FLOPs of a call (``torch.utils.flop_counter`` with the CPU kernels it misses);
 ``time_by_kind``: one profiled call's time and FLOPs per kind of kernel (GEMMs, small batched
 products, attention kernels, the rest), which says where the time above the floor goes;
@@ -80,6 +81,28 @@ def matmul_rate(repeat: int = 5, n: int = 2048, iters: int = 4) -> tuple[float, 
     t = timed(run, repeat)
     flops = 2 * n**3 * iters
     return flops / t["seconds"], flops / max(t["cpu"], 1e-9)
+
+
+def paired_floor_ratios(fn: Callable[[], object], flops: float, repeat: int, n: int = 2048,
+                        iters: int = 4) -> list[float]:
+    """``repeat`` runs of ``fn`` (after one warm-up), each right after its own fp32 GEMM rate
+    measurement; returns each run's wall time / (``flops`` / that rate). This machine's speed drifts
+    over minutes, so a rate taken seconds before a run describes it better than the best rate of
+    the whole benchmark does."""
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1, got {repeat}")
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    fn()
+    ratios = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(iters):
+            torch.mm(a, b)
+        rate = 2 * n**3 * iters / (time.perf_counter() - start)
+        start = time.perf_counter()
+        fn()
+        ratios.append((time.perf_counter() - start) * rate / flops)
+    return ratios
 
 
 def rates_around(run: Callable[[], T]) -> tuple[T, float, float]:

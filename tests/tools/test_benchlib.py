@@ -1,6 +1,7 @@
 """tools/benchlib.py (FLOP counting, timing) and tools/bench_model.py's synthetic batch maker."""
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -99,7 +100,20 @@ def test_time_by_kind_sorts_ops_and_counts_their_flops():
 
 
 def test_classify_reads_the_operands_after_the_bias():
-    assert benchlib.classify("aten::addmm", [[96], [64, 128], [128, 96], [], []]) == ("GEMM", 2 * 64 * 128 * 96)
+    shapes = [[96], [64, 128], [128, 96], [], []]
+    assert benchlib.classify("aten::addmm", shapes) == ("GEMM", 2 * 64 * 128 * 96)
     kind, flops = benchlib.classify("aten::baddbmm_", [[5, 40, 8], [5, 40, 300], [5, 300, 8], [], []])
     assert (kind, flops) == ("GEMM", 2 * 5 * 40 * 300 * 8)
     assert benchlib.classify("aten::scaled_dot_product_attention", [[1, 2, 3, 4]] * 3)[1] == 0
+
+
+def test_paired_floor_ratios_scale_with_the_flops_claimed():
+    a = torch.randn(256, 256)
+    call = lambda: torch.mm(a, a)  # noqa: E731
+    ratios = benchlib.paired_floor_ratios(call, flops=2 * 256**3, repeat=3, n=256, iters=1)
+    assert len(ratios) == 3 and all(math.isfinite(r) and r > 0 for r in ratios)
+    # the same call claimed to do 1000x the work sits 1000x closer to its floor
+    tiny = benchlib.paired_floor_ratios(call, flops=2000 * 256**3, repeat=3, n=256, iters=1)
+    assert max(tiny) < min(ratios)
+    with pytest.raises(ValueError, match="repeat"):
+        benchlib.paired_floor_ratios(call, 1.0, 0)
