@@ -5,14 +5,14 @@ threads), parameter count, FLOPs (``torch.utils.flop_counter.FlopCounterMode``, 
 flash-attention kernel of ``scaled_dot_product_attention`` registered so attention is counted),
 the arithmetic floor = FLOPs / this machine's fp32 matmul rate measured in the same run
 (2048 x 2048 products), and latency / floor; the same with CPU time (FLOPs / GEMM FLOP per CPU
-second), which a shared machine disturbs less than wall time; and ``x paired``, the median over
-the runs of latency / floor with each run paired with the rate measured just before it. The glibc
-allocator is tuned at start-up (``tune_allocator``; ``--no_tune_allocator`` keeps glibc's
-defaults). ``--mswin`` times the MSwin block alone with and without deformable-branch variants (run
-alternately). ``--malloc`` reruns one case in subprocesses under different glibc allocator /
-transparent-huge-page settings.
-``--breakdown`` profiles one forward pass per case and splits its time and FLOPs by kind of
-kernel (GEMMs, small per-pixel products, attention kernels, the rest), each against its own floor.
+second), which a shared machine disturbs less than wall time; and ``x paired``, the best and the
+median over the runs of latency / floor with each run paired with the rate measured just before
+it. The glibc allocator is tuned at start-up (``tune_allocator``; ``--no_tune_allocator`` keeps
+glibc's defaults). ``--mswin`` times the MSwin block alone with and without deformable-branch
+variants (run alternately). ``--malloc`` reruns one case in subprocesses under different glibc
+allocator / transparent-huge-page settings. ``--breakdown`` profiles N forward passes per case and
+splits the fastest one's time and FLOPs by kind of kernel (GEMMs, small per-pixel products,
+attention kernels, the rest), each against its own floor.
 ``--dropout`` times training-mode dropout (forward + backward) on one layer's maps, torch's
 ``nn.Dropout`` against the encoder's ``Dropout`` (``v2xdet/models/fusion/dropout.py``), alternately.
 
@@ -120,19 +120,20 @@ def bench_method(name: str, n_agents: int, repeat: int, deform: dict | None = No
         times = timed(call, repeat)
         flops = count_flops(call)
         paired = paired_floor_ratios(call, flops, repeat) if flops > 1e9 else [math.nan]
-    return {"method": name, "agents": n_agents, "flops": flops, "paired": statistics.median(paired),
+    return {"method": name, "agents": n_agents, "flops": flops,
+            "paired": (min(paired), statistics.median(paired)),
             "params": sum(p.numel() for p in model.parameters()), **times}
 
 
-def breakdown_table(name: str, n_agents: int, deform: dict | None, rate: float) -> None:
+def breakdown_table(name: str, n_agents: int, deform: dict | None, rate: float, repeat: int) -> None:
     """Where one forward pass's time goes, by kind of kernel, against each kind's own floor."""
     _, call = fusion_call(name, n_agents, deform)
     with torch.no_grad():
         call()  # warm-up
-        kinds = time_by_kind(call)
+        kinds = time_by_kind(call, repeat)
     total = sum(k["seconds"] for k in kinds.values())
-    print(f"\n{name}, {n_agents} agents, one profiled forward pass ({total:.2f} s) by kind of kernel; "
-          f"floor = GFLOP / {rate / 1e9:.1f} GFLOP/s:")
+    print(f"\n{name}, {n_agents} agents, the fastest of {repeat} profiled forward passes ({total:.2f} s) "
+          f"by kind of kernel; floor = GFLOP / {rate / 1e9:.1f} GFLOP/s:")
     print(f"{'kind':<26}{'s':>8}{'share':>8}{'GFLOP':>9}{'GFLOP/s':>10}{'x floor':>9}{'s over floor':>14}")
     for kind, k in kinds.items():
         floor = k["flops"] / rate
@@ -243,14 +244,14 @@ def main() -> None:
           f"({args.threads} threads); fusion input {C} x {H} x {W}; best of {args.repeat}")
     print(f"allocator: {allocator}")
     print(f"{'method':<14}{'agents':>7}{'latency s':>11}{'floor s':>9}{'x floor':>9}{'CPU s':>8}"
-          f"{'CPU floor':>11}{'x CPU fl':>10}{'x paired':>10}{'params M':>10}{'GFLOP':>9}")
+          f"{'CPU floor':>11}{'x CPU fl':>10}{'x paired best/med':>22}{'params M':>10}{'GFLOP':>9}")
     for r in rows:
         floor, cpu_floor = r["flops"] / rate, r["flops"] / cpu_rate
         if r["flops"] > 1e9:
             ratios = (f"{r['seconds'] / floor:>9.2f}", f"{r['cpu'] / cpu_floor:>10.2f}",
-                      f"{r['paired']:>10.2f}")
+                      f"{r['paired'][0]:>16.2f}/{r['paired'][1]:<5.2f}")
         else:  # no GEMM work to speak of
-            ratios = (f"{'-':>9}", f"{'-':>10}", f"{'-':>10}")
+            ratios = (f"{'-':>9}", f"{'-':>10}", f"{'-':>22}")
         print(f"{r['method']:<14}{r['agents']:>7}{r['seconds']:>11.3f}{floor:>9.3f}{ratios[0]}{r['cpu']:>8.2f}"
               f"{cpu_floor:>11.3f}{ratios[1]}{ratios[2]}{r['params'] / 1e6:>10.2f}{r['flops'] / 1e9:>9.1f}")
     if args.mswin:
@@ -269,7 +270,7 @@ def main() -> None:
     if args.breakdown:
         for m in args.methods:
             for n in args.agents:
-                breakdown_table(m, n, args.deform, rate)
+                breakdown_table(m, n, args.deform, rate, args.repeat)
     if args.dropout:
         print(f"\nTraining-mode dropout (p = 0.3) of one layer's maps ({H * W} x {C} per agent), forward + "
               "backward, best of the alternating runs:")
