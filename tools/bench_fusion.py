@@ -2,19 +2,19 @@
 
 Prints, per method and agent count: best-of-N inference latency (torch.no_grad, ``--threads``
 threads), parameter count, FLOPs (``torch.utils.flop_counter.FlopCounterMode``, with the CPU
-flash-attention kernel of ``scaled_dot_product_attention`` registered so attention is counted),
-the arithmetic floor = FLOPs / this machine's fp32 matmul rate measured in the same run
-(2048 x 2048 products), and latency / floor; the same with CPU time (FLOPs / GEMM FLOP per CPU
-second), which a shared machine disturbs less than wall time; and ``x paired``, the best and the
-median over the runs of latency / floor with each run paired with the rate measured just before
-it. The glibc allocator is tuned at start-up (``tune_allocator``; ``--no_tune_allocator`` keeps
-glibc's defaults). ``--mswin`` times the MSwin block alone with and without deformable-branch
-variants (run alternately). ``--malloc`` reruns one case in subprocesses under different glibc
-allocator / transparent-huge-page settings. ``--breakdown`` profiles N forward passes per case and
-splits the fastest one's time and FLOPs by kind of kernel (GEMMs, small per-pixel products,
-attention kernels, the rest), each against its own floor.
-``--dropout`` times training-mode dropout (forward + backward) on one layer's maps, torch's
-``nn.Dropout`` against the encoder's ``Dropout`` (``v2xdet/models/fusion/dropout.py``), alternately.
+flash-attention kernel of ``scaled_dot_product_attention`` registered so attention is counted), the
+arithmetic floor = FLOPs / this machine's fp32 matmul rate measured in the same run (2048 x 2048
+products), and latency / floor; the same with CPU time (FLOPs / GEMM FLOP per CPU second), which a
+shared machine disturbs less than wall time; and ``x paired``, the median over the runs of latency /
+floor with each run paired with the rate measured just before it (a single 0.4 s rate measurement is
+noisy, so only the median is shown). The glibc allocator is tuned at start-up (``tune_allocator``;
+``--no_tune_allocator`` keeps glibc's defaults). ``--mswin`` times the MSwin block alone with and
+without deformable-branch variants (run alternately). ``--malloc`` reruns one case in subprocesses
+under different glibc allocator / transparent-huge-page settings. ``--breakdown`` profiles N forward
+passes per case and splits the fastest one's time and FLOPs by kind of kernel (GEMMs, small
+per-pixel products, attention kernels, the rest), each against its own floor. ``--dropout`` times
+training-mode dropout (forward + backward) on one layer's maps, torch's ``nn.Dropout`` against the
+encoder's ``Dropout`` (``v2xdet/models/fusion/dropout.py``), alternately.
 
     .venv/bin/python tools/bench_fusion.py                      # all methods, 1/2/5 agents
     .venv/bin/python tools/bench_fusion.py --methods v2xvit --agents 5 --malloc
@@ -121,7 +121,7 @@ def bench_method(name: str, n_agents: int, repeat: int, deform: dict | None = No
         flops = count_flops(call)
         paired = paired_floor_ratios(call, flops, repeat) if flops > 1e9 else [math.nan]
     return {"method": name, "agents": n_agents, "flops": flops,
-            "paired": (min(paired), statistics.median(paired)),
+            "paired": statistics.median(paired),
             "params": sum(p.numel() for p in model.parameters()), **times}
 
 
@@ -224,7 +224,8 @@ def main() -> None:
                         help='overrides of the deform block, e.g. \'{"stride": 8, "sample_from": "own"}\'')
     parser.add_argument("--mswin", action="store_true", help="also time the MSwin block with/without deform")
     parser.add_argument("--breakdown", action="store_true",
-                        help="also profile one forward pass per case: time and FLOPs by kind of kernel")
+                        help="also profile --repeat forward passes per case: the fastest one's time and "
+                             "FLOPs by kind of kernel")
     parser.add_argument("--dropout", action="store_true",
                         help="also time training-mode dropout: nn.Dropout against ours")
     parser.add_argument("--malloc", action="store_true",
@@ -244,14 +245,14 @@ def main() -> None:
           f"({args.threads} threads); fusion input {C} x {H} x {W}; best of {args.repeat}")
     print(f"allocator: {allocator}")
     print(f"{'method':<14}{'agents':>7}{'latency s':>11}{'floor s':>9}{'x floor':>9}{'CPU s':>8}"
-          f"{'CPU floor':>11}{'x CPU fl':>10}{'x paired best/med':>22}{'params M':>10}{'GFLOP':>9}")
+          f"{'CPU floor':>11}{'x CPU fl':>10}{'x paired':>10}{'params M':>10}{'GFLOP':>9}")
     for r in rows:
         floor, cpu_floor = r["flops"] / rate, r["flops"] / cpu_rate
         if r["flops"] > 1e9:
             ratios = (f"{r['seconds'] / floor:>9.2f}", f"{r['cpu'] / cpu_floor:>10.2f}",
-                      f"{r['paired'][0]:>16.2f}/{r['paired'][1]:<5.2f}")
+                      f"{r['paired']:>10.2f}")
         else:  # no GEMM work to speak of
-            ratios = (f"{'-':>9}", f"{'-':>10}", f"{'-':>22}")
+            ratios = (f"{'-':>9}", f"{'-':>10}", f"{'-':>10}")
         print(f"{r['method']:<14}{r['agents']:>7}{r['seconds']:>11.3f}{floor:>9.3f}{ratios[0]}{r['cpu']:>8.2f}"
               f"{cpu_floor:>11.3f}{ratios[1]}{ratios[2]}{r['params'] / 1e6:>10.2f}{r['flops'] / 1e9:>9.1f}")
     if args.mswin:

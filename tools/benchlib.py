@@ -5,7 +5,7 @@
 ``rates_around``: run a benchmark between two rate measurements and keep the best rate;
 ``paired_floor_ratios``: latency / floor per run, each run against the rate measured just before it;
 ``count_flops``: FLOPs of a call (``torch.utils.flop_counter`` with the CPU kernels it misses);
-``time_by_kind``: one profiled call's time and FLOPs per kind of kernel (GEMMs, small batched
+``time_by_kind``: the fastest profiled call's time and FLOPs per kind of kernel (GEMMs, small batched
 products, attention kernels, the rest), which says where the time above the floor goes;
 ``add_allocator_option``: ``--no_tune_allocator``, which the scripts pass to
 ``v2xdet.engine.allocator.configure_allocator`` at start-up (tuning is the default).
