@@ -29,10 +29,17 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 import torch
-from benchlib import add_allocator_option, count_flops, paired_floor_ratios, rates_around, time_by_kind, timed
+from benchlib import (
+    add_allocator_option,
+    best_alternating,
+    count_flops,
+    paired_floor_ratios,
+    rates_around,
+    time_by_kind,
+    timed,
+)
 
 from v2xdet.engine.allocator import configure_allocator
 from v2xdet.models.fusion import FUSIONS
@@ -165,15 +172,8 @@ def bench_mswin(n_agents: int, repeat: int, deform: dict) -> dict:
     """Best times of the MSwin block without and with the deformable branch, run alternately so
     that a change in the machine's load affects both alike, and their FLOPs."""
     calls = {"plain": mswin_call(n_agents, None), "deform": mswin_call(n_agents, deform)}
-    best = dict.fromkeys(calls, math.inf)
     with torch.no_grad():
-        for call in calls.values():
-            call()  # warm-up
-        for _ in range(repeat):
-            for key, call in calls.items():
-                start = time.perf_counter()
-                call()
-                best[key] = min(best[key], time.perf_counter() - start)
+        best = best_alternating(calls, repeat)
         flops = {key: count_flops(call) for key, call in calls.items()}
     return {"seconds": best, "flops": flops}
 
@@ -184,15 +184,7 @@ def bench_dropout(n_agents: int, repeat: int, p: float = 0.3) -> dict:
     x = torch.randn(n_agents, H * W, C, requires_grad=True)
     calls = {name: (lambda m=module: m(x).sum().backward())
              for name, module in (("nn.Dropout", torch.nn.Dropout(p)), ("Dropout", Dropout(p)))}
-    best = dict.fromkeys(calls, math.inf)
-    for call in calls.values():
-        call()  # warm-up
-    for _ in range(repeat):
-        for key, call in calls.items():
-            start = time.perf_counter()
-            call()
-            best[key] = min(best[key], time.perf_counter() - start)
-    return best
+    return best_alternating(calls, repeat)
 
 
 def allocator_table(method: str, n_agents: int, repeat: int, threads: int) -> None:

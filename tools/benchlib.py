@@ -1,6 +1,7 @@
 """Measuring helpers shared by the benchmark scripts of tools/ (bench_fusion.py, bench_model.py).
 
 ``timed`` / ``best_time``: best-of-N wall time with CPU time, system time and page faults per run;
+``best_alternating``: best-of-N wall times of several calls run in turn (a drift hits all alike);
 ``matmul_rate``: this machine's fp32 GEMM rate (the denominator of the arithmetic floor);
 ``rates_around``: run a benchmark between two rate measurements and keep the best rate;
 ``paired_floor_ratios``: latency / floor per run, each run against the rate measured just before it;
@@ -68,6 +69,22 @@ def timed(fn: Callable[[], object], repeat: int) -> dict:
 def best_time(fn: Callable[[], object], repeat: int) -> float:
     """Best wall time in seconds of ``repeat`` runs of ``fn`` (after one warm-up)."""
     return timed(fn, repeat)["seconds"]
+
+
+def best_alternating(calls: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Best wall time of each call over ``repeat`` rounds; every call is warmed up once, then the
+    calls run in turn each round, so a change in the machine's load affects them alike."""
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1, got {repeat}")
+    best = dict.fromkeys(calls, math.inf)
+    for call in calls.values():
+        call()
+    for _ in range(repeat):
+        for key, call in calls.items():
+            start = time.perf_counter()
+            call()
+            best[key] = min(best[key], time.perf_counter() - start)
+    return best
 
 
 def matmul_rate(repeat: int = 5, n: int = 2048, iters: int = 4) -> tuple[float, float]:

@@ -117,3 +117,13 @@ def test_paired_floor_ratios_scale_with_the_flops_claimed():
     assert max(tiny) < min(ratios)
     with pytest.raises(ValueError, match="repeat"):
         benchlib.paired_floor_ratios(call, 1.0, 0)
+
+
+def test_best_alternating_warms_up_then_runs_the_calls_in_turn():
+    order = []
+    calls = {"a": lambda: order.append("a"), "b": lambda: order.append("b")}
+    best = benchlib.best_alternating(calls, repeat=3)
+    assert order == ["a", "b"] + ["a", "b"] * 3
+    assert set(best) == {"a", "b"} and all(0 <= t < 1 for t in best.values())
+    with pytest.raises(ValueError, match="repeat"):
+        benchlib.best_alternating(calls, 0)
