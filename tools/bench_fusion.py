@@ -39,6 +39,7 @@ from benchlib import (
     rates_around,
     time_by_kind,
     timed,
+    total_seconds,
 )
 
 from v2xdet.engine.allocator import configure_allocator
@@ -138,7 +139,7 @@ def breakdown_table(name: str, n_agents: int, deform: dict | None, rate: float, 
     with torch.no_grad():
         call()  # warm-up
         kinds = time_by_kind(call, repeat)
-    total = sum(k["seconds"] for k in kinds.values())
+    total = total_seconds(kinds)
     print(f"\n{name}, {n_agents} agents, the fastest of {repeat} profiled forward passes ({total:.2f} s) "
           f"by kind of kernel; floor = GFLOP / {rate / 1e9:.1f} GFLOP/s:")
     print(f"{'kind':<26}{'s':>8}{'share':>8}{'GFLOP':>9}{'GFLOP/s':>10}{'x floor':>9}{'s over floor':>14}")

@@ -91,13 +91,15 @@ def matmul_rate(repeat: int = 5, n: int = 2048, iters: int = 4) -> tuple[float, 
     """Best fp32 GEMM rate of this machine with the current thread count: FLOP per wall second and
     FLOP per CPU second (the latter is what a process gets done when the CPU is shared)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
-
-    def run():
-        for _ in range(iters):
-            torch.mm(a, b)
-    t = timed(run, repeat)
+    t = timed(lambda: _gemms(a, b, iters), repeat)
     flops = 2 * n**3 * iters
     return flops / t["seconds"], flops / max(t["cpu"], 1e-9)
+
+
+def _gemms(a: torch.Tensor, b: torch.Tensor, iters: int) -> None:
+    """The rate measurement's workload: ``iters`` products ``a @ b``."""
+    for _ in range(iters):
+        torch.mm(a, b)
 
 
 def paired_floor_ratios(fn: Callable[[], object], flops: float, repeat: int, n: int = 2048,
@@ -113,8 +115,7 @@ def paired_floor_ratios(fn: Callable[[], object], flops: float, repeat: int, n: 
     ratios = []
     for _ in range(repeat):
         start = time.perf_counter()
-        for _ in range(iters):
-            torch.mm(a, b)
+        _gemms(a, b, iters)
         rate = 2 * n**3 * iters / (time.perf_counter() - start)
         start = time.perf_counter()
         fn()
@@ -161,7 +162,8 @@ def classify(name: str, shapes: list, small: int = 1 << 16) -> tuple[str, int]:
     return "other", 0
 
 
-def _total_seconds(kinds: dict[str, dict[str, float]]) -> float:
+def total_seconds(kinds: dict[str, dict[str, float]]) -> float:
+    """Seconds of a ``time_by_kind`` result, all kinds together."""
     return sum(k["seconds"] for k in kinds.values())
 
 
@@ -179,7 +181,7 @@ def time_by_kind(fn: Callable[[], object], repeat: int = 1) -> dict[str, dict[st
             kind, flops = classify(event.key, event.input_shapes)
             totals[kind]["seconds"] += event.self_cpu_time_total / 1e6
             totals[kind]["flops"] += flops * event.count
-        if best is None or _total_seconds(totals) < _total_seconds(best):
+        if best is None or total_seconds(totals) < total_seconds(best):
             best = totals
     return best
 

@@ -736,8 +736,9 @@ _PWINDOW_FIELDS: dict[str, Spec] = {
 }
 _PWINDOW_CHECKS = [_same_length("window_size", "heads", "dim_head")]
 
-# Deformable-branch defaults: measured over MSwin alone, heads 8 at stride 4 cost +308% and heads 4
-# at stride 8 +21-33%, so the cheap setting is the default.
+# Deformable-branch defaults: measured over an MSwin block alone at 5 agents (tools/bench_fusion.py
+# --mswin), 2 heads x 64 at stride 8 add +22%, 4 x 32 +39% and stride 4 +135%, so the cheap setting
+# is the default.
 DEFORM = Dict({
     "enabled": Bool(),
     "heads": Optional(Int(1), 2),
