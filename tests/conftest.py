@@ -19,3 +19,12 @@ def sample_dir() -> Path:
     if not (SAMPLE_DIR / "validate").is_dir():
         pytest.skip(f"real V2XSet sample not found at {SAMPLE_DIR} (set V2XDET_SAMPLE_DIR)")
     return SAMPLE_DIR
+
+
+@pytest.fixture
+def full_fp32():
+    """CUDA multiplies in full fp32 (TF32 off, as on the CPU) for the test; restored after it."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved

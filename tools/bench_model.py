@@ -19,10 +19,12 @@ and the whole forward pass; parameter counts; FLOPs of the forward pass and of t
 measured before and after the rows in the same run (the better kept), and total / floor; and,
 for the full configuration, ``vs ref`` = the reference V2X-ViT implementation's seconds per frame
 (2 threads, 20,000 pillars per agent) / ours. The glibc allocator is tuned at start-up
-(``tune_allocator``; ``--no_tune_allocator`` keeps glibc's defaults).
+(``tune_allocator``; ``--no_tune_allocator`` keeps glibc's defaults). ``--device cuda`` times the
+same on the GPU, in full fp32 (TF32 off), against the GPU's fp32 GEMM rate, with no ``vs ref``.
 
     .venv/bin/python tools/bench_model.py                               # both configs, 1-5 agents
     .venv/bin/python tools/bench_model.py --config full --methods mswin_deform --agents 2 5
+    python tools/bench_model.py --device cuda --agents 1 2 5 --repeat 10    # on a GPU machine
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from benchlib import add_allocator_option, count_flops, rates_around, timed
+from benchlib import add_allocator_option, count_flops, rates_around, synchronized, timed
 
 from v2xdet.config import load_config
 from v2xdet.data_utils.preprocess import Voxelizer
@@ -150,10 +152,12 @@ def stage_calls(model: torch.nn.Module, batch: dict) -> dict[str, Callable[[], o
 
 
 def bench(model: torch.nn.Module, batch: dict, repeat: int) -> dict:
-    """Stage latencies (best of ``repeat``), the total's CPU time, FLOPs and parameter counts."""
+    """Stage latencies (best of ``repeat``), the total's CPU time, FLOPs and parameter counts, on the
+    device that holds ``model`` and ``batch``."""
+    device = batch["voxel_features"].device
     with torch.no_grad():
         calls = stage_calls(model, batch)
-        times = {name: timed(call, repeat) for name, call in calls.items()}
+        times = {name: timed(synchronized(call, device), repeat) for name, call in calls.items()}
         flops = count_flops(calls["total"])
         fusion_flops = count_flops(calls["fusion"])
     n_agents = int(batch["record_len"].sum())
@@ -164,15 +168,19 @@ def bench(model: torch.nn.Module, batch: dict, repeat: int) -> dict:
             "flops": flops, "fusion_flops": fusion_flops}
 
 
-def bench_config(config: str, methods: list[str], agents: list[int], pillars: int, repeat: int) -> dict:
-    """Rows of every method x agent count of ``config``, and a description of the configuration."""
+def bench_config(config: str, methods: list[str], agents: list[int], pillars: int, repeat: int,
+                 device: str = "cpu") -> dict:
+    """Rows of every method x agent count of ``config`` on ``device``, and a description of the
+    configuration."""
     cfgs = {m: method_config(config, m) for m in methods}
     batches = {n: make_batch(cfgs[methods[0]], n, pillars) for n in agents}
+    batches = {n: {k: v.to(device) for k, v in batch.items()} for n, batch in batches.items()}
     rows = []
     for method in methods:
         torch.manual_seed(0)
-        model = build_detector(cfgs[method]["model"]).eval()
-        rows += [{"config": config, "method": method, **bench(model, batches[n], repeat)} for n in agents]
+        model = build_detector(cfgs[method]["model"]).to(device).eval()
+        rows += [{"config": config, "device": device, "method": method, **bench(model, batches[n], repeat)}
+                 for n in agents]
     args = cfgs[methods[0]]["model"]["args"]
     height, width = model.feature_size  # the BEV stages are the same for every method
     info = (f"range {args['lidar_range']}, voxel {args['voxel_size'][0]} m, fusion map "
@@ -187,7 +195,8 @@ def bench_config(config: str, methods: list[str], agents: list[int], pillars: in
 def add_floor(row: dict, rate: float) -> dict:
     """The row with its arithmetic floor (FLOPs / matmul rate), total / floor and the reference ratio."""
     floor = row["flops"] / rate
-    ref = REFERENCE_SECONDS.get(row["agents"]) if row["config"] == "full" else None
+    on_cpu = row.get("device", "cpu") == "cpu"   # the reference figures are CPU ones
+    ref = REFERENCE_SECONDS.get(row["agents"]) if row["config"] == "full" and on_cpu else None
     return {**row, "floor": floor, "x_floor": row["total"] / floor,
             "vs_ref": ref / row["total"] if ref is not None else None}
 
@@ -210,7 +219,8 @@ def target_lines(rows: list[dict]) -> list[str]:
     out = []
     for r in rows:
         need = TARGET_SPEEDUP.get(r["agents"])
-        if r["config"] == "full" and r["method"] == "mswin_deform" and need is not None:
+        on_cpu = r.get("device", "cpu") == "cpu"
+        if r["config"] == "full" and r["method"] == "mswin_deform" and need is not None and on_cpu:
             got = REFERENCE_SECONDS[r["agents"]] / r["total"]
             verdict = "met" if got >= need else "NOT met"
             out.append(f"target mswin_deform full, {r['agents']} agents: {got:.2f}x the reference "
@@ -228,20 +238,28 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per stage (the best is kept)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="print the results as JSON only")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                        help="cuda: time on the GPU (fp32, TF32 off; the floor from an 8192^3 fp32 GEMM)")
     add_allocator_option(parser)
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch.cuda.is_available() is False")
     allocator = configure_allocator(not args.no_tune_allocator)
     torch.set_num_threads(args.threads)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
 
     sections, rate, cpu_rate = rates_around(
-        lambda: [bench_config(c, args.methods, args.agents, args.pillars, args.repeat) for c in args.config])
+        lambda: [bench_config(c, args.methods, args.agents, args.pillars, args.repeat, args.device)
+                 for c in args.config], args.device, 8192 if args.device == "cuda" else 2048)
     if args.json:
         sections = [{**s, "rows": [add_floor(r, rate) for r in s["rows"]]} for s in sections]
-        print(json.dumps({"matmul_rate": rate, "matmul_rate_cpu": cpu_rate, "threads": args.threads,
+        print(json.dumps({"device": args.device, "matmul_rate": rate, "matmul_rate_cpu": cpu_rate,
+                          "threads": args.threads,
                           "repeat": args.repeat, "allocator": allocator, "sections": sections}))
         return
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"{args.threads} threads"
     print(f"fp32 matmul rate: {rate / 1e9:.1f} GFLOP/s wall, {cpu_rate / 1e9:.1f} GFLOP per CPU second "
-          f"(best before / after the rows; {args.threads} threads); best of {args.repeat}; "
+          f"(best before / after the rows; {where}); best of {args.repeat}; "
           f"{args.pillars} pillars per agent requested")
     print(f"allocator: {allocator}")
     print(f"vs ref: the reference V2X-ViT's s/frame at the full config (2 threads, 20,000 pillars/agent) "

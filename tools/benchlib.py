@@ -2,7 +2,8 @@
 
 ``timed`` / ``best_time``: best-of-N wall time with CPU time, system time and page faults per run;
 ``best_alternating``: best-of-N wall times of several calls run in turn (a drift hits all alike);
-``matmul_rate``: this machine's fp32 GEMM rate (the denominator of the arithmetic floor);
+``matmul_rate``: this machine's (or its GPU's) fp32 GEMM rate (the arithmetic floor's denominator);
+``synchronized``: a call that waits for the GPU's queued kernels, so that it can be timed;
 ``rates_around``: run a benchmark between two rate measurements and keep the best rate;
 ``paired_floor_ratios``: latency / floor per run, each run against the rate measured just before it;
 ``count_flops``: FLOPs of a call (``torch.utils.flop_counter`` with the CPU kernels it misses);
@@ -87,13 +88,26 @@ def best_alternating(calls: dict[str, Callable[[], object]], repeat: int) -> dic
     return best
 
 
-def matmul_rate(repeat: int = 5, n: int = 2048, iters: int = 4) -> tuple[float, float]:
-    """Best fp32 GEMM rate of this machine with the current thread count: FLOP per wall second and
-    FLOP per CPU second (the latter is what a process gets done when the CPU is shared)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    t = timed(lambda: _gemms(a, b, iters), repeat)
+def matmul_rate(repeat: int = 5, n: int = 2048, iters: int = 4, device: str = "cpu") -> tuple[float, float]:
+    """Best fp32 GEMM rate of ``device`` (on the CPU with the current thread count): FLOP per wall
+    second and FLOP per CPU second (the latter is what a process gets done when the CPU is shared)."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    t = timed(synchronized(lambda: _gemms(a, b, iters), device), repeat)
     flops = 2 * n**3 * iters
     return flops / t["seconds"], flops / max(t["cpu"], 1e-9)
+
+
+def synchronized(fn: Callable[[], T], device: str | torch.device) -> Callable[[], T]:
+    """``fn`` that returns only once ``device``'s queued kernels have finished (CUDA runs them
+    asynchronously); ``fn`` itself on the CPU."""
+    if torch.device(device).type != "cuda":
+        return fn
+
+    def call() -> T:
+        out = fn()
+        torch.cuda.synchronize(device)
+        return out
+    return call
 
 
 def _gemms(a: torch.Tensor, b: torch.Tensor, iters: int) -> None:
@@ -123,12 +137,12 @@ def paired_floor_ratios(fn: Callable[[], object], flops: float, repeat: int, n: 
     return ratios
 
 
-def rates_around(run: Callable[[], T]) -> tuple[T, float, float]:
-    """``run()`` between two ``matmul_rate`` measurements (the machine may be shared); returns its
-    result and the better of the two wall and CPU rates."""
-    before = matmul_rate()
+def rates_around(run: Callable[[], T], device: str = "cpu", n: int = 2048) -> tuple[T, float, float]:
+    """``run()`` between two ``matmul_rate`` measurements on ``device`` (the machine may be shared);
+    returns its result and the better of the two wall and CPU rates."""
+    before = matmul_rate(n=n, device=device)
     result = run()
-    after = matmul_rate()
+    after = matmul_rate(n=n, device=device)
     return result, max(before[0], after[0]), max(before[1], after[1])
 
 

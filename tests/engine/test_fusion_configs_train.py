@@ -13,7 +13,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data_utils"))
 
@@ -22,6 +24,9 @@ import tiny_world as tw  # noqa: E402
 from v2xdet.config import load_config, read_yaml  # noqa: E402
 from v2xdet.data_utils.formats import write_frame  # noqa: E402
 from v2xdet.engine import Trainer, TrainOptions, V2XTask  # noqa: E402
+from v2xdet.engine.checkpoint import load_checkpoint  # noqa: E402
+from v2xdet.engine.distributed import DistContext  # noqa: E402
+from v2xdet.engine.inference import InferenceOptions, run_inference  # noqa: E402
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "hypes_yaml" / "synthetic").glob("*.yaml"))
 STEPS = 6
@@ -95,7 +100,7 @@ def one_frame_split(tmp_path_factory):
 
 def test_the_overrides_keep_the_fusion_switches(one_frame_split):
     """What the shrinking changes: sizes only, never the method or its switches."""
-    path = CONFIGS[[p.stem for p in CONFIGS].index("point_pillar_mswin_deform_own")]
+    path = config_path("point_pillar_mswin_deform_own")
     raw = read_yaml(path)
     cfg = load_config(path, training_overrides(raw, one_frame_split))
     window = cfg["model"]["args"]["transformer"]["encoder"]["pwindow_att_config"]
@@ -117,3 +122,35 @@ def test_config_trains_and_its_loss_falls(path, one_frame_split, tmp_path):
     assert (tmp_path / "run" / f"net_epoch{STEPS}.pth").is_file()
     first, last = task.losses[0], task.losses[-3:]
     assert sum(last) / 3 < first, task.losses
+
+
+def config_path(stem: str) -> Path:
+    return CONFIGS[[p.stem for p in CONFIGS].index(stem)]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
+@pytest.mark.parametrize("stem", ["point_pillar_v2xvit", "point_pillar_mswin_deform"])
+def test_transformer_trains_on_cuda_with_amp_and_its_checkpoint_infers_alike_on_the_cpu(
+        stem, one_frame_split, tmp_path, full_fp32):
+    """Mixed precision on the GPU (float16 autocast, GradScaler), then inference from that checkpoint
+    on both devices: the same boxes (TF32 off, so the GPU computes in full fp32)."""
+    path = config_path(stem)
+    cfg = load_config(path, training_overrides(read_yaml(path), one_frame_split))
+    task = LossRecordingTask(cfg)
+    options = TrainOptions.from_config(cfg, eval_freq=0, save_freq=STEPS, progress=False, amp=True)
+    cuda = DistContext(device=torch.device("cuda"))
+    trainer = Trainer(task, tmp_path, options, ctx=cuda, log_console=False)
+    assert trainer.amp and next(trainer.model.parameters()).is_cuda
+    trainer.fit()
+
+    assert len(task.losses) == STEPS and sum(task.losses[-3:]) / 3 < task.losses[0], task.losses
+    assert load_checkpoint(tmp_path / f"net_epoch{STEPS}.pth")["scaler"]["scale"] > 0
+    frames = {}
+    for device in ("cpu", "cuda"):
+        options = InferenceOptions(checkpoint="latest", save_npy=True, tag=device, progress=False)
+        report = run_inference(V2XTask(cfg), tmp_path, options, torch.device(device), log=lambda m: None)
+        frames[device] = [dict(np.load(f)) for f in sorted(report.npy_dir.glob("*.npz"))]
+    assert len(frames["cpu"]) == len(frames["cuda"]) > 0
+    for cpu, cuda in zip(frames["cpu"], frames["cuda"], strict=True):
+        np.testing.assert_allclose(cuda["pred_scores"], cpu["pred_scores"], atol=1e-4)
+        np.testing.assert_allclose(cuda["pred_corners"], cpu["pred_corners"], atol=1e-3)

@@ -81,3 +81,39 @@ def make_batch(point_clouds: list[np.ndarray], record_len: list[int] | None = No
             "voxel_num_points": torch.from_numpy(np.concatenate(nums)),
             "voxel_coords": torch.from_numpy(np.concatenate(coords)),
             "record_len": torch.tensor(record_len)}
+
+
+# A one-block fusion encoder small enough for tests, and the deformable branch's settings.
+ATTENTION = {"dim": 32, "use_hetero": True, "use_RTE": True, "RTE_ratio": 2, "heads": 2, "dim_head": 16,
+             "dropout": 0.0}
+WINDOWS = {"dim": 32, "heads": [2, 2, 2], "dim_head": [16, 16, 16], "dropout": 0.0, "window_size": [4, 8, 16],
+           "relative_pos_embedding": True, "fusion_method": "split_attn"}
+TRANSFORMER = {"encoder": {"num_blocks": 1, "depth": 1, "use_roi_mask": True, "cav_att_config": ATTENTION,
+                           "pwindow_att_config": WINDOWS, "feed_forward": {"mlp_dim": 32, "dropout": 0.0},
+                           "sttf": {"voxel_size": [0.4, 0.4, 4.0], "downsample_rate": 2}}}
+DEFORM = {"enabled": True, "heads": 2, "dim_head": 16, "stride": 4, "offset_range_factor": 2.0,
+          "offset_kernel": 5, "sample_from": "all", "use_pe": True}
+
+
+def fusion_config(core_method: str, **deform) -> dict:
+    """The tiny config with ``core_method`` and :data:`TRANSFORMER`; MSwin + deformable gets
+    :data:`DEFORM` with ``deform``'s entries replaced."""
+    cfg = config(transformer=copy.deepcopy(TRANSFORMER))
+    cfg["model"]["core_method"] = core_method
+    if core_method == "point_pillar_mswin_deform":
+        cfg["model"]["args"]["transformer"]["encoder"]["pwindow_att_config"]["deform"] = {**DEFORM, **deform}
+    return cfg
+
+
+def two_agent_batch(shift: float, rng):
+    """The ego and one agent ``shift`` metres ahead (along x) both see the same car."""
+    car = np.array([[4.0, 2.0, -1.0, 4.2, 1.8, 1.5, 0.3]])
+    seen_by_agent = car.copy()
+    seen_by_agent[0, 0] -= shift
+    batch = make_batch([surface_points(car, 300, rng), surface_points(seen_by_agent, 300, rng)], [2])
+    to_ego = torch.eye(4).expand(1, 5, 4, 4).clone()
+    to_ego[0, 1, 0, 3] = shift
+    prior = torch.zeros(1, 5, 3)
+    prior[0, 1, 2] = 1.0   # the other agent is infrastructure
+    return {**batch, "agent_to_ego": to_ego, "prior_encoding": prior,
+            "spatial_correction": torch.eye(4).expand(1, 5, 4, 4).clone()}

@@ -2,40 +2,15 @@
 
 Skipped, naming the reason, only while ``v2xdet.models.fusion`` is not installed.
 """
-import copy
 
 import numpy as np
 import pytest
 import torch
-from detector_inputs import config, make_batch, surface_points
+from detector_inputs import config, fusion_config, two_agent_batch
 
 from v2xdet.models import MODEL_FUSION, build_detector
 
 fusion = pytest.importorskip("v2xdet.models.fusion", reason="the fusion package is not installed")
-
-ATTENTION = {"dim": 32, "use_hetero": True, "use_RTE": True, "RTE_ratio": 2, "heads": 2, "dim_head": 16,
-             "dropout": 0.0}
-WINDOWS = {"dim": 32, "heads": [2, 2, 2], "dim_head": [16, 16, 16], "dropout": 0.0, "window_size": [4, 8, 16],
-           "relative_pos_embedding": True, "fusion_method": "split_attn"}
-TRANSFORMER = {"encoder": {"num_blocks": 1, "depth": 1, "use_roi_mask": True, "cav_att_config": ATTENTION,
-                           "pwindow_att_config": WINDOWS, "feed_forward": {"mlp_dim": 32, "dropout": 0.0},
-                           "sttf": {"voxel_size": [0.4, 0.4, 4.0], "downsample_rate": 2}}}
-DEFORM = {"enabled": True, "heads": 2, "dim_head": 16, "stride": 4, "offset_range_factor": 2.0,
-          "offset_kernel": 5, "sample_from": "all", "use_pe": True}
-
-
-def two_agent_batch(shift: float, rng):
-    """The ego and one agent ``shift`` metres ahead (along x) both see the same car."""
-    car = np.array([[4.0, 2.0, -1.0, 4.2, 1.8, 1.5, 0.3]])
-    seen_by_agent = car.copy()
-    seen_by_agent[0, 0] -= shift
-    batch = make_batch([surface_points(car, 300, rng), surface_points(seen_by_agent, 300, rng)], [2])
-    to_ego = torch.eye(4).expand(1, 5, 4, 4).clone()
-    to_ego[0, 1, 0, 3] = shift
-    prior = torch.zeros(1, 5, 3)
-    prior[0, 1, 2] = 1.0   # the other agent is infrastructure
-    return {**batch, "agent_to_ego": to_ego, "prior_encoding": prior,
-            "spatial_correction": torch.eye(4).expand(1, 5, 4, 4).clone()}
 
 
 def test_agent_to_ego_warp_aligns_the_agent_map_with_the_ego_map():
@@ -57,12 +32,8 @@ def test_agent_to_ego_warp_aligns_the_agent_map_with_the_ego_map():
 
 @pytest.mark.parametrize("core_method", [m for m, f in MODEL_FUSION.items() if f is not None])
 def test_every_cooperative_model_runs_forward_and_backward(core_method):
-    cfg = config(transformer=copy.deepcopy(TRANSFORMER))
-    if core_method == "point_pillar_mswin_deform":
-        cfg["model"]["args"]["transformer"]["encoder"]["pwindow_att_config"]["deform"] = dict(DEFORM)
-    cfg["model"]["core_method"] = core_method
     torch.manual_seed(0)
-    det = build_detector(cfg["model"])
+    det = build_detector(fusion_config(core_method)["model"])
     assert type(det.fusion) is fusion.FUSIONS[MODEL_FUSION[core_method]]
     out = det(two_agent_batch(3.2, np.random.default_rng(1)))
     assert out["cls_preds"].shape == (1, 2, 32, 32) and out["reg_preds"].shape == (1, 14, 32, 32)

@@ -26,6 +26,26 @@ def test_count_flops_linear_with_and_without_bias():
             assert benchlib.count_flops(lambda layer=layer: layer(x)) == 2 * M * N * K
 
 
+def test_synchronized_is_the_call_itself_on_the_cpu():
+    def f():
+        return 7
+    assert benchlib.synchronized(f, "cpu") is f
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
+def test_synchronized_waits_for_the_gpu_and_the_gpu_rate_counts_its_flops():
+    a = torch.randn(2048, 2048, device="cuda")
+    done = torch.cuda.Event()
+
+    def work():
+        a @ a
+        done.record()
+    benchlib.synchronized(work, "cuda")()
+    assert done.query()   # recorded after the product and already reached
+    wall, _ = benchlib.matmul_rate(repeat=2, n=1024, iters=2, device="cuda")
+    assert 1e11 < wall < 1e15   # an fp32 GEMM on any current GPU, far above this check's CPU
+
+
 def test_count_flops_in_place_gemms_and_cpu_attention():
     a, b = torch.randn(M, K), torch.randn(K, N)
     assert benchlib.count_flops(lambda: torch.matmul(a, b)) == 2 * M * N * K
