@@ -248,7 +248,8 @@ class DeformableBranch(nn.Module):
                 bias = bias.masked_fill(~key_valid, float("-inf"))
             pieces.append(cell_biased_attention(q_cells[:, c0:c1], k_b, v_b, bias.reshape(batch, c1 - c0, s)))
         out = torch.cat(pieces, dim=1) if len(pieces) > 1 else pieces[0]
-        out = out.view(nq, self.heads, n_cells * r2, self.dim_head).index_select(2, inverse)
+        # reshape, not view: CUDA's fused attention returns its output in a (B, n, cells, d) layout
+        out = out.reshape(nq, self.heads, n_cells * r2, self.dim_head).index_select(2, inverse)
         return out.transpose(1, 2)
 
 

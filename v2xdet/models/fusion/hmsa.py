@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from v2xdet.models.fusion.dropout import Dropout
+from v2xdet.models.fusion.products import add_product_
 
 
 def _linear_init(weight: torch.Tensor, bias: torch.Tensor | None, fan_in: int) -> None:
@@ -58,13 +59,13 @@ def typed_linear(
         if residual is None:
             return torch.addmm(bias[t], x.reshape(-1, cin), weight[t]).view(n, tok, -1)
         acc = residual + bias[t]
-        acc.view(n * tok, -1).addmm_(x.reshape(-1, cin), weight[t])
+        add_product_(acc.view(n * tok, -1), x.reshape(-1, cin), weight[t])
         return acc
     b = bias.index_select(0, types).unsqueeze(1)
     w = weight.index_select(0, types)
     if residual is None:
         return torch.baddbmm(b, x, w)
-    return (residual + b).baddbmm_(x, w)
+    return add_product_(residual + b, x, w)
 
 
 def agent_rows(t: torch.Tensor, heads: int, width: int, offset: int) -> torch.Tensor:

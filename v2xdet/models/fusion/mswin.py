@@ -24,6 +24,7 @@ from torch import nn
 
 from v2xdet.models.fusion.deformable import DeformableBranch
 from v2xdet.models.fusion.dropout import Dropout
+from v2xdet.models.fusion.products import add_product_
 from v2xdet.models.fusion.split_attention import SplitAttention
 from v2xdet.models.fusion.tokens import WindowOrder
 from v2xdet.models.fusion.window_attention import WindowBranch
@@ -137,5 +138,5 @@ class MSwin(nn.Module):
         drop = self.training and self.dropout.p > 0
         acc = bias.expand_as(x).clone() if drop else x + bias
         for k, (o, lin) in enumerate(zip(outs, heads_out, strict=True)):
-            acc.baddbmm_(o, lin.weight.t()[None] * weights[:, k, None, :])
+            add_product_(acc, o, lin.weight.t()[None] * weights[:, k, None, :])
         return x + self.dropout(acc) if drop else acc

@@ -30,6 +30,7 @@ from v2xdet.models.fusion.deformable import DeformableBranch
 from v2xdet.models.fusion.dropout import Dropout
 from v2xdet.models.fusion.hmsa import AgentAttention
 from v2xdet.models.fusion.mswin import DeformSources, MSwin
+from v2xdet.models.fusion.products import add_product_
 from v2xdet.models.fusion.simple import check_fusion_inputs
 from v2xdet.models.fusion.tokens import WindowOrder
 from v2xdet.models.fusion.warp import centred_lidar_range, warp_to_ego, warp_valid_mask
@@ -114,7 +115,7 @@ class FeedForward(nn.Module):
         if self.training and self.dropout.p > 0:
             return x + self.dropout(self.fc2(h))
         acc = x + self.fc2.bias  # the residual is accumulated by the GEMM
-        acc.view(-1, acc.shape[-1]).addmm_(h.reshape(-1, h.shape[-1]), self.fc2.weight.t())
+        add_product_(acc.view(-1, acc.shape[-1]), h.reshape(-1, h.shape[-1]), self.fc2.weight.t())
         return acc
 
 
