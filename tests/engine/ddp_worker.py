@@ -14,7 +14,7 @@ from v2xdet.engine.trainer import Trainer, TrainOptions, unwrap  # noqa: E402
 if __name__ == "__main__":
     torch.set_num_threads(1)
     model_dir, out_dir = Path(sys.argv[1]), Path(sys.argv[2])
-    ctx = init_distributed()
+    ctx = init_distributed(use_cuda=False)   # gloo on the CPU, also where a GPU is present
     cfg = tiny_config(epoches=2, eval_freq=2, save_every_steps=2)
     seen = []
     trainer = Trainer(TinyTask(cfg), model_dir, TrainOptions.from_config(cfg, progress=False), ctx=ctx,

@@ -80,3 +80,21 @@ def test_rng_state_round_trip_and_sample_seeds():
         assert torch.equal(torch.rand(1), inner)
     seeds = {sample_seed(0, e, i) for e in range(3) for i in range(50)}
     assert len(seeds) == 150
+
+
+def test_seeded_leaves_cuda_alone(monkeypatch):
+    """A DataLoader worker forked from a CUDA process cannot initialise CUDA: per-sample seeding must
+    neither read nor seed the CUDA generators (it failed on a GPU machine with num_workers > 0)."""
+    def cuda_touched(*args, **kwargs):
+        raise AssertionError("the CUDA generators were touched")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for name in ("get_rng_state_all", "set_rng_state_all", "manual_seed_all", "manual_seed"):
+        monkeypatch.setattr(torch.cuda, name, cuda_touched)
+    torch.default_generator.manual_seed(0)
+    expected = torch.rand(2)
+    torch.default_generator.manual_seed(0)
+    with seeded(1):
+        inner = torch.rand(1)
+    assert torch.equal(torch.rand(2), expected)   # the caller's CPU stream, put back
+    with seeded(1):
+        assert torch.equal(torch.rand(1), inner)

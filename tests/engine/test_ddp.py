@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from v2xdet.engine.checkpoint import load_checkpoint
@@ -35,3 +36,16 @@ def test_two_process_ddp_replicas_identical(tmp_path):
     assert (model_dir / "best.pth").is_file() and (model_dir / "net_epoch2.pth").is_file()
     log = (model_dir / "train.log").read_text()
     assert "x2: 24 frames" in log and log.count("training TinyDetector") == 1
+
+
+def test_more_processes_than_gpus_is_a_clear_error(monkeypatch):
+    """torchrun --nproc_per_node=2 on a one-GPU machine: named, before CUDA is asked for device 1."""
+    from v2xdet.engine.distributed import init_distributed
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: pytest.fail("set_device was called"))
+    for name, value in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(RuntimeError, match=r"LOCAL_RANK is 1 but this machine has 1 CUDA device.*--cpu"):
+        init_distributed()

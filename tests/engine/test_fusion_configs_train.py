@@ -154,3 +154,30 @@ def test_transformer_trains_on_cuda_with_amp_and_its_checkpoint_infers_alike_on_
     for cpu, cuda in zip(frames["cpu"], frames["cuda"], strict=True):
         np.testing.assert_allclose(cuda["pred_scores"], cpu["pred_scores"], atol=1e-4)
         np.testing.assert_allclose(cuda["pred_corners"], cpu["pred_corners"], atol=1e-3)
+
+
+@pytest.fixture
+def restore_determinism():
+    """The trainer's ``deterministic`` option sets a global switch: put it back after the test."""
+    saved = torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.use_deterministic_algorithms(saved)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
+@pytest.mark.parametrize("stem", ["point_pillar_v2xvit", "point_pillar_mswin_deform"])
+def test_deterministic_cuda_training_repeats_bit_for_bit(stem, one_frame_split, tmp_path,
+                                                         restore_determinism):
+    """``deterministic: true`` on the GPU: every kernel has a deterministic form, and two runs give
+    the same weights to the bit."""
+    path = config_path(stem)
+    weights = []
+    for run in ("a", "b"):
+        cfg = load_config(path, training_overrides(read_yaml(path), one_frame_split))
+        options = TrainOptions.from_config(cfg, eval_freq=0, save_freq=STEPS, progress=False,
+                                           deterministic=True)
+        Trainer(V2XTask(cfg), tmp_path / run, options, ctx=DistContext(device=torch.device("cuda")),
+                log_console=False).fit()
+        weights.append(load_checkpoint(tmp_path / run / f"net_epoch{STEPS}.pth")["model"])
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

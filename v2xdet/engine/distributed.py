@@ -50,6 +50,10 @@ def init_distributed(use_cuda: bool | None = None, timeout_min: float = 120.0) -
         raise RuntimeError("CUDA was requested but torch.cuda.is_available() is False")
     world_size = _env_int("WORLD_SIZE", 1)
     rank, local_rank = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
+    if use_cuda and local_rank >= (gpus := torch.cuda.device_count()):
+        raise RuntimeError(f"LOCAL_RANK is {local_rank} but this machine has {gpus} CUDA device(s): start at "
+                           f"most that many processes per node (torchrun --nproc_per_node), or train on the "
+                           f"CPU (--cpu)")
     device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
     if use_cuda:
         torch.cuda.set_device(device)

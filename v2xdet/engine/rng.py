@@ -10,9 +10,15 @@ import torch
 
 def seed_everything(seed: int) -> None:
     """Seed python's, numpy's and torch's (CPU and CUDA) global generators."""
+    seed_cpu(seed)
+    torch.manual_seed(seed)
+
+
+def seed_cpu(seed: int) -> None:
+    """Seed python's, numpy's and torch's CPU generators, leaving the CUDA ones alone."""
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 (the global state is the point)
-    torch.manual_seed(seed)
+    torch.default_generator.manual_seed(seed)
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -29,8 +35,9 @@ def rank_seed(seed: int, rank: int) -> int:
     return int(np.random.SeedSequence(seed, spawn_key=(1, rank)).generate_state(1)[0])
 
 
-def get_rng_state() -> dict:
-    """Capture every global random state as tensors and plain values (loadable with weights_only)."""
+def get_rng_state(cuda: bool = True) -> dict:
+    """Capture every global random state as tensors and plain values (loadable with weights_only);
+    ``cuda=False`` leaves out the CUDA generators (and never initialises CUDA)."""
     version, mt_state, gauss = random.getstate()
     np_state = np.random.get_state(legacy=False)  # noqa: NPY002
     state = {
@@ -40,7 +47,7 @@ def get_rng_state() -> dict:
                   "gauss": float(np_state["gauss"])},
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available():
+    if cuda and torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
@@ -61,13 +68,15 @@ def set_rng_state(state: dict) -> None:
 
 @contextlib.contextmanager
 def seeded(seed: int):
-    """Run a block with all global generators seeded by ``seed``, then put the old states back.
+    """Run a block with the CPU's global generators seeded by ``seed``, then put the old states back.
 
     Loading a sample in the main process (no workers) must not move the generators that dropout
-    and the rest of the training step draw from.
+    and the rest of the training step draw from. Samples are made on the CPU, so the CUDA
+    generators are not touched: a DataLoader worker forked from a process that uses CUDA cannot
+    initialise CUDA, and reading its generators would.
     """
-    saved = get_rng_state()
-    seed_everything(seed)
+    saved = get_rng_state(cuda=False)
+    seed_cpu(seed)
     try:
         yield
     finally:

@@ -16,6 +16,7 @@ is stopped and resumed from ``latest.pth`` takes the same steps as one that neve
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -148,6 +149,7 @@ class Trainer:
         if options.amp and not self.amp:
             self.log.warning("--amp ignored: mixed precision is used only on CUDA devices")
         if options.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's reproducibility condition
             torch.use_deterministic_algorithms(True, warn_only=False)
 
         seed_everything(options.seed)  # identical initial weights on every rank
