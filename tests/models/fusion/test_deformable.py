@@ -64,6 +64,29 @@ def test_bilinear_sample_matches_grid_sample():
     assert torch.allclose(ours, ref, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(3, 9, 13), (2, 1, 5)])
+def test_table_read_matches_grid_sample_values_and_gradients(shape):
+    """The deterministic position-bias read (CUDA with deterministic algorithms) is grid_sample's
+    bilinear / border / align_corners read, inside, on and beyond the table's edges."""
+    g = torch.Generator().manual_seed(0)
+    table = torch.randn(shape, generator=g, requires_grad=True)
+    grid = (torch.rand(4, 6, 7, 2, generator=g) * 2.6 - 1.3).requires_grad_()
+    with torch.no_grad():
+        grid[0, 0, :4] = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [1.0, -1.0], [0.0, 1.0]])  # corners, edge
+    weights = torch.randn(4, shape[0], 6, 7, generator=g)
+    got = deformable.table_read(table, grid)
+    (got * weights).sum().backward()
+    got_grads = table.grad.clone(), grid.grad.clone()
+    table.grad = grid.grad = None
+    want = F.grid_sample(table.unsqueeze(0).expand(4, -1, -1, -1), grid, mode="bilinear",
+                         padding_mode="border", align_corners=True)
+    (want * weights).sum().backward()
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(got_grads[0], table.grad)
+    inside = (grid.detach().abs() < 0.999).all(-1, keepdim=True)   # at a clamped edge the two differ
+    torch.testing.assert_close(got_grads[1] * inside, grid.grad * inside)
+
+
 def test_offsets_stay_inside_the_configured_range():
     branch = make_branch(stride=3, factor=1.5)
     with torch.no_grad():

@@ -164,6 +164,8 @@ class DeformableBranch(nn.Module):
         disp = q_coords[None, :, None, :].to(pos.dtype) - pos[:, None, :, :]  # (Nq, Tq, S, 2)
         scale = torch.tensor([1.0 / max(h - 1, 1), 1.0 / max(w - 1, 1)], device=pos.device, dtype=pos.dtype)
         grid = (disp * scale).flip(-1)  # (x, y) order for grid_sample
+        if grid.is_cuda and torch.are_deterministic_algorithms_enabled():
+            return table_read(self.rpe_table, grid)  # grid_sample's CUDA backward is not deterministic
         table = self.rpe_table.unsqueeze(0).expand(nq, -1, -1, -1)
         return F.grid_sample(table, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
@@ -251,6 +253,28 @@ class DeformableBranch(nn.Module):
         # reshape, not view: CUDA's fused attention returns its output in a (B, n, cells, d) layout
         out = out.reshape(nq, self.heads, n_cells * r2, self.dim_head).index_select(2, inverse)
         return out.transpose(1, 2)
+
+
+def table_read(table: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """``grid_sample`` of one table for a batch of grids (bilinear, border padding, align_corners)
+    by ``index_select``, whose CUDA backward has a deterministic form (``grid_sample``'s has none).
+
+    ``table`` (C, H, W); ``grid`` (N, Ho, Wo, 2) as (x, y) in [-1, 1]. Returns (N, C, Ho, Wo).
+    """
+    c, h, w = table.shape
+    x = ((grid[..., 0] + 1) * ((w - 1) / 2)).clamp(0, w - 1)
+    y = ((grid[..., 1] + 1) * ((h - 1) / 2)).clamp(0, h - 1)
+    x0, y0 = x.detach().floor().clamp(max=max(w - 2, 0)), y.detach().floor().clamp(max=max(h - 2, 0))
+    fx, fy = x - x0, y - y0
+    x0, y0 = x0.long(), y0.long()
+    x1, y1 = (x0 + 1).clamp(max=w - 1), (y0 + 1).clamp(max=h - 1)
+    flat = table.reshape(c, h * w)
+
+    def at(yi: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
+        return flat.index_select(1, (yi * w + xi).reshape(-1)).view(c, *yi.shape)
+    out = (at(y0, x0) * ((1 - fy) * (1 - fx)) + at(y0, x1) * ((1 - fy) * fx)
+           + at(y1, x0) * (fy * (1 - fx)) + at(y1, x1) * (fy * fx))
+    return out.transpose(0, 1)
 
 
 def cell_biased_attention(
