@@ -13,6 +13,7 @@ TOOLS = Path(__file__).resolve().parents[2] / "tools"
 sys.path.insert(0, str(TOOLS))
 
 import bench_model  # noqa: E402
+import bench_train  # noqa: E402
 import benchlib  # noqa: E402
 
 M, N, K = 6, 5, 7
@@ -147,3 +148,23 @@ def test_best_alternating_warms_up_then_runs_the_calls_in_turn():
     assert set(best) == {"a", "b"} and all(0 <= t < 1 for t in best.values())
     with pytest.raises(ValueError, match="repeat"):
         benchlib.best_alternating(calls, 0)
+
+
+def test_bench_train_collates_samples_and_its_step_trains():
+    cfg = bench_model.method_config("compact", "fcooper")
+    batch = bench_train.batch_of(cfg, n_agents=2, batch_size=3, pillars=300)
+    assert batch["record_len"].tolist() == [2, 2, 2] and batch["agent_to_ego"].shape == (3, 2, 4, 4)
+    start = 0
+    for s in range(3):   # each sample is make_batch's, its agent indices shifted past the samples before
+        coords = bench_model.make_batch(cfg, 2, 300, seed=s)["voxel_coords"]
+        got = batch["voxel_coords"][start:start + len(coords)]
+        assert torch.equal(got[:, 1:], coords[:, 1:]) and torch.equal(got[:, 0], coords[:, 0] + 2 * s)
+        start += len(coords)
+    assert start == len(batch["voxel_coords"]) == len(batch["voxel_features"])
+    torch.manual_seed(0)
+    model = bench_model.build_detector(cfg["model"]).train()
+    before = [p.detach().clone() for p in model.parameters()]
+    loss = bench_train.train_step(model, batch, amp=False)()
+    assert torch.isfinite(loss)
+    assert model(batch)["cls_preds"].shape[0] == 3
+    assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))
