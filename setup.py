@@ -11,7 +11,7 @@ setup(
     package_data={"v2xdet": ["py.typed"]},
     python_requires=">=3.10",
     install_requires=[
-        "torch>=2.1",
+        "torch>=2.4",  # torch.is_autocast_enabled(device_type)
         "numpy>=1.24",
         "numba>=0.58",
         "pyyaml>=6.0",
