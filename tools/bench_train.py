@@ -6,7 +6,8 @@ Per method and agent count, on ``--device`` (``cpu`` or ``cuda``) in fp32 or wit
 CUDA, the peak GPU memory of a step. The input is ``bench_model.py``'s (per agent a synthetic scan
 filling ``--pillars`` pillars, voxelized). The loss is a surrogate, the mean square of every head
 output: the anchor targets cost little against the network, and timing needs no labels. The model
-is in training mode (dropout, batch-norm statistics) as in training.
+is in training mode (dropout, batch-norm statistics) as in training. The fp32 rows keep PyTorch's
+defaults, as ``tools/train.py`` does (on CUDA, cuDNN may run the convolutions in TF32).
 
     .venv/bin/python tools/bench_train.py --config compact --agents 1 3 --batch_size 2
     python tools/bench_train.py --device cuda --config full --agents 2 5 --batch_size 4 --amp
@@ -43,7 +44,7 @@ def train_step(model: torch.nn.Module, batch: dict, amp: bool):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
 
-    def step() -> float:
+    def step() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
             out = model(batch)

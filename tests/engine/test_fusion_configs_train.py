@@ -88,6 +88,19 @@ def small_model(args: dict) -> dict:
     return {f"model.args.{k}": v for k, v in out.items()}
 
 
+def training_config(path: Path, split: Path) -> dict:
+    """The config at ``path`` loaded with ``training_overrides`` for ``split``."""
+    return load_config(path, training_overrides(read_yaml(path), split))
+
+
+def config_path(stem: str) -> Path:
+    return CONFIGS[[p.stem for p in CONFIGS].index(stem)]
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
+CUDA = DistContext(device=torch.device("cuda"))
+
+
 @pytest.fixture(scope="module")
 def one_frame_split(tmp_path_factory):
     """The tiny world's middle frame alone (every agent), V2XSet layout."""
@@ -113,7 +126,7 @@ def test_the_overrides_keep_the_fusion_switches(one_frame_split):
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_config_trains_and_its_loss_falls(path, one_frame_split, tmp_path):
-    cfg = load_config(path, training_overrides(read_yaml(path), one_frame_split))
+    cfg = training_config(path, one_frame_split)
     task = LossRecordingTask(cfg)
     options = TrainOptions.from_config(cfg, eval_freq=0, save_freq=STEPS, progress=False)
     state = Trainer(task, tmp_path / "run", options, log_console=False).fit()
@@ -124,22 +137,17 @@ def test_config_trains_and_its_loss_falls(path, one_frame_split, tmp_path):
     assert sum(last) / 3 < first, task.losses
 
 
-def config_path(stem: str) -> Path:
-    return CONFIGS[[p.stem for p in CONFIGS].index(stem)]
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
+@needs_cuda
 @pytest.mark.parametrize("stem", ["point_pillar_v2xvit", "point_pillar_mswin_deform"])
 def test_transformer_trains_on_cuda_with_amp_and_its_checkpoint_infers_alike_on_the_cpu(
         stem, one_frame_split, tmp_path, full_fp32):
     """Mixed precision on the GPU (float16 autocast, GradScaler), then inference from that checkpoint
     on both devices: the same boxes (TF32 off, so the GPU computes in full fp32)."""
     path = config_path(stem)
-    cfg = load_config(path, training_overrides(read_yaml(path), one_frame_split))
+    cfg = training_config(path, one_frame_split)
     task = LossRecordingTask(cfg)
     options = TrainOptions.from_config(cfg, eval_freq=0, save_freq=STEPS, progress=False, amp=True)
-    cuda = DistContext(device=torch.device("cuda"))
-    trainer = Trainer(task, tmp_path, options, ctx=cuda, log_console=False)
+    trainer = Trainer(task, tmp_path, options, ctx=CUDA, log_console=False)
     assert trainer.amp and next(trainer.model.parameters()).is_cuda
     trainer.fit()
 
@@ -164,7 +172,7 @@ def restore_determinism():
     torch.use_deterministic_algorithms(saved)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
+@needs_cuda
 @pytest.mark.parametrize("stem", ["point_pillar_v2xvit", "point_pillar_mswin_deform"])
 def test_deterministic_cuda_training_repeats_bit_for_bit(stem, one_frame_split, tmp_path,
                                                          restore_determinism):
@@ -173,11 +181,10 @@ def test_deterministic_cuda_training_repeats_bit_for_bit(stem, one_frame_split, 
     path = config_path(stem)
     weights = []
     for run in ("a", "b"):
-        cfg = load_config(path, training_overrides(read_yaml(path), one_frame_split))
+        cfg = training_config(path, one_frame_split)
         options = TrainOptions.from_config(cfg, eval_freq=0, save_freq=STEPS, progress=False,
                                            deterministic=True)
-        Trainer(V2XTask(cfg), tmp_path / run, options, ctx=DistContext(device=torch.device("cuda")),
-                log_console=False).fit()
+        Trainer(V2XTask(cfg), tmp_path / run, options, ctx=CUDA, log_console=False).fit()
         weights.append(load_checkpoint(tmp_path / run / f"net_epoch{STEPS}.pth")["model"])
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
